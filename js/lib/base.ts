@@ -90,6 +90,7 @@ export function defineView<T extends BaseTraits>(name: string, build: ViewBuilde
         if (detail) errorPanel.append(h("details", {}, h("summary", {}, "details"), h("pre", {}, detail)));
         errorPanel.style.display = "block";
         root.dataset.dvState = "error";
+        root.dataset.dvErrorSource = source;
         console.error(`deepvis ${name}:`, err);
       };
 
@@ -135,9 +136,11 @@ export function defineView<T extends BaseTraits>(name: string, build: ViewBuilde
       const syncError = () => {
         const e = model.get("error");
         if (e) showError(e, "python");
-        else if (root.dataset.dvState === "error") {
+        else if (root.dataset.dvErrorSource === "python") {
+          // Only a Python-side error clears itself; a drawing failure stays visible.
           errorPanel.style.display = "none";
           root.dataset.dvState = "ready";
+          delete root.dataset.dvErrorSource;
         }
       };
       const syncStatus = () => {
