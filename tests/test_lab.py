@@ -1,0 +1,124 @@
+"""Live JupyterLab: a notebook runs, the view draws, clicks reach Python, and the sidebar works."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from .conftest import canvas_pixel, open_offline_page
+
+pytestmark = [pytest.mark.browser, pytest.mark.lab]
+
+TOKEN = "deepvis-test-token"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import numpy as np, deepvis_widgets as dv\n"
+            "w = dv.ArrayHeatmap(np.array([[0.0, 1.0], [2.0, 3.0]]), scale='sequential', colormap='viridis', title='live')\n"
+            "w.observe(lambda ch: open('selected.txt', 'w').write(repr(ch['new'])), 'selected')\n"
+            "w"
+        ),
+        nbformat.v4.new_code_cell(
+            "side = dv.ArrayHeatmap(np.array([[3.0, 0.0]]), scale='sequential', colormap='viridis', title='in the sidebar')\n"
+            "sc = side.show_in_sidebar(title='deepvis sidebar')"
+        ),
+    ]
+    nbformat.write(nb, root / "live.ipynb")
+    port = _free_port()
+    cmd = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+        f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={root / '.settings'}",
+        f"--LabApp.workspaces_dir={root / '.workspaces'}", "--ServerApp.open_browser=False",
+    ]
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"JupyterLab did not start:\n{(root / 'server.log').read_text()[-3000:]}") from None
+                time.sleep(0.5)
+        yield {"base": base, "root": root}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_notebook_runs_draws_syncs_clicks_and_fills_the_sidebar(browser, lab) -> None:
+    page, log = open_offline_page(browser)
+    page.set_default_timeout(120_000)
+    page.goto(f"{lab['base']}/lab/tree/live.ipynb?token={TOKEN}")
+    page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')")
+    # Wait for the kernel, accepting a "Select Kernel" dialog if JupyterLab shows one.
+    deadline = time.time() + 120
+    while not page.evaluate(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
+        " && w.sessionContext.session.kernel.status === 'idle'); }"
+    ):
+        if page.query_selector(".jp-Dialog .jp-mod-accept"):
+            page.click(".jp-Dialog .jp-mod-accept")
+        assert time.time() < deadline, "kernel never became idle"
+        page.wait_for_timeout(500)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+    view = ".jp-OutputArea .dv-root[data-dv-drawn=true]"
+    page.wait_for_selector(view)
+    canvas = ".jp-OutputArea .dv-heatmap-canvas"
+    assert tuple(canvas_pixel(page, canvas, 0.25, 0.25)[:3]) == (68, 1, 84)
+    assert tuple(canvas_pixel(page, canvas, 0.75, 0.75)[:3]) == (253, 231, 37)
+    # Colours follow JupyterLab's theme variables (a theme switch changes them on body).
+    bg = page.evaluate(
+        "() => { document.body.style.setProperty('--jp-layout-color0', 'rgb(1, 2, 3)');"
+        " const bg = getComputedStyle(document.querySelector('.jp-OutputArea .dv-root')).backgroundColor;"
+        " document.body.style.removeProperty('--jp-layout-color0'); return bg; }"
+    )
+    assert bg == "rgb(1, 2, 3)"
+
+    # A click in the browser reaches Python (the kernel writes selected.txt).
+    box = page.query_selector(canvas).bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.25)
+    sel = Path(lab["root"]) / "selected.txt"
+    deadline = time.time() + 30
+    while not sel.exists() or not sel.read_text():
+        assert time.time() < deadline, "the click never reached the kernel"
+        time.sleep(0.2)
+    assert sel.read_text() == "(0, 1)"
+
+    # The sidebar view: drawn inside JupyterLab's right panel.
+    side = "#jp-right-stack .dv-root[data-dv-drawn=true]"
+    page.wait_for_selector(side)
+    assert page.inner_text("#jp-right-stack .dv-title") == "in the sidebar"
+    assert tuple(canvas_pixel(page, "#jp-right-stack .dv-heatmap-canvas", 0.25, 0.5)[:3]) == (253, 231, 37)
+    assert page.query_selector("text=deepvis sidebar") is not None
+    assert log.dialogs == []
+    page.context.close()
