@@ -94,8 +94,8 @@ function build(ctx: ViewContext<HeatmapTraits>): void {
     colLabels.replaceChildren();
     rowLabels.style.height = `${cssH}px`;
     colLabels.style.width = `${cssW}px`;
-    const showRows = rl.length > 0 && rows <= MAX_DOM_LABELS && rowPx >= 8;
-    const showCols = cl.length > 0 && cols <= MAX_DOM_LABELS && colPx >= 8;
+    const showRows = rl.length > 0 && rows <= MAX_DOM_LABELS && rowPx >= 11;
+    const showCols = cl.length > 0 && cols <= MAX_DOM_LABELS && colPx >= 11;
     rowLabels.style.width = showRows ? `${Math.min(textWidth(rl), 160) + 4}px` : "0px";
     colLabels.style.height = showCols ? `${Math.min(textWidth(cl), 120) + 6}px` : "0px";
     if (showRows) {
