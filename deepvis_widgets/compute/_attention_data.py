@@ -29,7 +29,9 @@ def _as_layer_array(attention: Any, batch_index: int) -> np.ndarray:
         layers = []
         for i, layer in enumerate(attention):
             if layer is None:
-                raise ValueError(f"attention: layer {i} is None (the model returned no weights for it)")
+                raise ValueError(
+                    f"attention: layer {i} is None (the model returned no weights for it)"
+                )
             arr = as_numpy(layer, f"attention[{i}]")
             if arr.ndim == 4:
                 if not -arr.shape[0] <= batch_index < arr.shape[0]:
@@ -63,7 +65,9 @@ def _as_layer_array(attention: Any, batch_index: int) -> np.ndarray:
                 f"or a tuple of per-layer (batch, heads, q, k) tensors), got shape {tuple(stacked.shape)}"
             )
     if 0 in stacked.shape:
-        raise ValueError(f"attention: every axis needs at least one entry, got shape {tuple(stacked.shape)}")
+        raise ValueError(
+            f"attention: every axis needs at least one entry, got shape {tuple(stacked.shape)}"
+        )
     return np.ascontiguousarray(stacked, dtype=np.float32)
 
 
@@ -77,7 +81,9 @@ def _as_tokens(tokens: Sequence[str] | None, n: int, name: str, axis: str) -> li
         if not isinstance(tok, str):
             raise TypeError(f"{name}[{i}]: expected a str, got {type(tok).__name__}")
     if len(out) != n:
-        raise ValueError(f"{name}: attention has {n} {axis} positions but {len(out)} tokens were given")
+        raise ValueError(
+            f"{name}: attention has {n} {axis} positions but {len(out)} tokens were given"
+        )
     return out
 
 
@@ -86,7 +92,9 @@ def _as_mask(mask: Any, n: int, name: str) -> np.ndarray:
         return np.zeros(n, dtype=bool)
     arr = as_numpy(mask, name)
     if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"{name}: expected {n} flags (one per token), got shape {tuple(arr.shape)}")
+        raise ValueError(
+            f"{name}: expected {n} flags (one per token), got shape {tuple(arr.shape)}"
+        )
     return np.ascontiguousarray(arr.astype(bool))
 
 
@@ -180,14 +188,20 @@ class AttentionData:
                 "pass the key-side tokens as tokens_k"
             )
         tokens = _as_tokens(self.tokens, n_q, "tokens", "query")
-        tokens_k = _as_tokens(self.tokens_k, n_k, "tokens_k", "key") if self.tokens_k is not None else None
+        tokens_k = (
+            _as_tokens(self.tokens_k, n_k, "tokens_k", "key") if self.tokens_k is not None else None
+        )
         if tokens_k is None:
             tokens_k = tokens if n_q == n_k else [str(i) for i in range(n_k)]
         if self.tokens_b is not None:
             if not isinstance(self.tokens_b, (int, np.integer)) or isinstance(self.tokens_b, bool):
-                raise TypeError(f"tokens_b: expected an int index or None, got {type(self.tokens_b).__name__}")
+                raise TypeError(
+                    f"tokens_b: expected an int index or None, got {type(self.tokens_b).__name__}"
+                )
             if not 0 <= self.tokens_b <= n_q:
-                raise ValueError(f"tokens_b: expected an index between 0 and {n_q}, got {self.tokens_b}")
+                raise ValueError(
+                    f"tokens_b: expected an index between 0 and {n_q}, got {self.tokens_b}"
+                )
         special = _as_mask(self.special_mask, n_q, "special_mask")
         if self.special_mask_k is not None:
             special_k = _as_mask(self.special_mask_k, n_k, "special_mask_k")
@@ -198,9 +212,15 @@ class AttentionData:
         causal = self.causal
         if causal is None:
             causal = False if cross else bool(causal_from_weights(arr))
-        names = [str(i) for i in range(n_layers)] if self.layer_names is None else [str(n) for n in self.layer_names]
+        names = (
+            [str(i) for i in range(n_layers)]
+            if self.layer_names is None
+            else [str(n) for n in self.layer_names]
+        )
         if len(names) != n_layers:
-            raise ValueError(f"layer_names: attention has {n_layers} layers but {len(names)} names were given")
+            raise ValueError(
+                f"layer_names: attention has {n_layers} layers but {len(names)} names were given"
+            )
         if not isinstance(self.name, str):
             raise TypeError(f"name: expected a str, got {type(self.name).__name__}")
         for key, value in (

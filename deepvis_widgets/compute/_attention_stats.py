@@ -87,7 +87,7 @@ def head_summary(data: AttentionData) -> HeadSummary:
     a = data.attention.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         plogp = np.where(a > 0, a * np.log(np.where(a > 0, a, 1.0)), 0.0)
-    entropy = -plogp.sum(-1).mean(-1)
+    entropy = 0.0 - plogp.sum(-1).mean(-1)  # 0.0 - x: no -0.0 for focused heads
     _, _, n_q, n_k = a.shape
     if data.cross:
         distance = np.full(a.shape[:2], np.nan)
@@ -181,17 +181,21 @@ def top_k_edges(attention: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
 
     Example
     -------
-    >>> idx, val = top_k_edges(np.array([[0.1, 0.7, 0.2]]), 2)
-    >>> idx.tolist(), val.round(2).tolist()
-    ([[1, 2]], [[0.7, 0.2]])
+    >>> idx, val = top_k_edges(np.array([[0.25, 0.625, 0.125]]), 2)
+    >>> idx.tolist(), val.tolist()
+    ([[1, 0]], [[0.625, 0.25]])
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k: expected a positive int, got {k!r}")
     arr = as_numpy(attention, "attention")
     if arr.ndim < 2:
-        raise ValueError(f"attention: expected an array (..., q, keys), got shape {tuple(arr.shape)}")
+        raise ValueError(
+            f"attention: expected an array (..., q, keys), got shape {tuple(arr.shape)}"
+        )
     tensor = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-    values, indices = torch.topk(tensor, min(int(k), arr.shape[-1]), dim=-1, largest=True, sorted=True)
+    values, indices = torch.topk(
+        tensor, min(int(k), arr.shape[-1]), dim=-1, largest=True, sorted=True
+    )
     return (
         np.ascontiguousarray(indices.numpy(), dtype=np.int32),
         np.ascontiguousarray(values.numpy(), dtype=np.float32),
