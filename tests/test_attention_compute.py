@@ -640,6 +640,8 @@ def test_query_key_bad_layer_and_head_are_named(bert, bert_tok):
         query_key(bert, bert_tok, TEXT, layer=5, head=0)
     with pytest.raises(ValueError, match=r"head: layer 0 has 4 heads, got 4"):
         query_key(bert, bert_tok, TEXT, layer=0, head=4)
+    with pytest.raises(ValueError, match=r"stack: this model has 'encoder', not 'decoder'"):
+        query_key(bert, bert_tok, TEXT, layer=0, head=0, stack="decoder")
     with pytest.raises(ValueError, match=r"head: expected a non-negative int"):
         query_key(bert, bert_tok, TEXT, layer=0, head=-1)
     with pytest.raises(IndexError, match=r"query_index: expected a query position below"):

@@ -148,6 +148,8 @@ def _model_device(model: nn.Module) -> torch.device:
 def _accepted(model: nn.Module, inputs: dict[str, Any]) -> dict[str, Any]:
     """Drops tokenizer outputs the model's forward does not name (e.g. token_type_ids for Llama)."""
     params = inspect.signature(model.forward).parameters
+    if "input_ids" not in params and any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return dict(inputs)  # forward(**kwargs): it cannot tell us what it takes
     return {k: v for k, v in inputs.items() if k in params}
 
 

@@ -364,14 +364,14 @@ def query_key(
                 model, tokenizer, text, text_b, decoder_text, max_length, session
             )
             if dec_side is None:
-                if stack not in (None, "encoder", "decoder"):
-                    raise ValueError(f"stack: this model has a single stack, got {stack!r}")
                 layers_raw = raw[""]
                 tokens_q = tokens_k = side.tokens
                 # Named as attention_from_model names it.
                 seen_causal = causal_from_weights(layers_raw[0][0].float().cpu().numpy())
                 seen_causal = _causal_hint(model) if seen_causal is None else seen_causal
                 stack_name = "decoder" if seen_causal else "encoder"
+                if stack is not None and stack != stack_name:
+                    raise ValueError(f"stack: this model has {stack_name!r}, not {stack!r}")
             else:
                 stack_name = stack or "encoder"
                 if stack_name not in raw:
@@ -385,7 +385,7 @@ def query_key(
                 raise ValueError(
                     f"layer: the {stack_name} stack has {len(layers_raw)} layers, got {layer}"
                 )
-            reference = layers_raw[layer][0]
+            reference = layers_raw[layer][0].detach().cpu()
         else:
             with torch.no_grad():
                 _call(model, text)
@@ -421,8 +421,9 @@ def query_key(
                 f"tokens: the model saw {q_out.shape[1]} positions but {len(tokens_q)} tokens were given"
             )
 
-    q_flat = q_out.reshape(*q_out.shape[:2], -1).float()
-    k_flat = k_out.reshape(*k_out.shape[:2], -1).float()
+    # Everything below runs on the CPU in float32/float64, whatever the model's device and dtype.
+    q_flat = q_out.reshape(*q_out.shape[:2], -1).float().cpu()
+    k_flat = k_out.reshape(*k_out.shape[:2], -1).float().cpu()
     if target.fused:
         width = q_flat.shape[-1] // 3
         q_flat, k_flat = q_flat[..., :width], k_flat[..., width : 2 * width]
@@ -446,7 +447,7 @@ def query_key(
     )
     if rotary is not None and apply_rotary is not None:
         cos, sin = rotary
-        q, k = apply_rotary(q, k, cos.float(), sin.float())
+        q, k = apply_rotary(q, k, cos.float().cpu(), sin.float().cpu())
         source += ", after rotary position embedding"
 
     q_head = q[0, head].double()
