@@ -22,7 +22,7 @@ const options = {
   minify: !watch,
   sourcemap: false,
   legalComments: "none",
-  logLevel: "info",
+  logLevel: "warning",
 };
 
 // Offline notebook export: the ipywidgets HTML manager and require.js (see deepvis_widgets/export.py).

@@ -42,7 +42,7 @@ def build_bundle() -> None:
 
 class CustomBuildHook(BuildHookInterface):
     def initialize(self, version: str, build_data: dict) -> None:
-        if os.environ.get("DEEPVIS_SKIP_JS") == "1" or self.target_name == "sdist" and not (ROOT / "js").exists():
+        if os.environ.get("DEEPVIS_SKIP_JS") == "1" or (self.target_name == "sdist" and not (ROOT / "js").exists()):
             return
         if (ROOT / "js").exists() and not bundle_is_fresh():
             build_bundle()

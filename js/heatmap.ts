@@ -217,7 +217,7 @@ function build(ctx: ViewContext<HeatmapTraits>): void {
 
   full();
   ctx.root.dataset.dvRenderMs = (performance.now() - t0).toFixed(1);
-  ctx.root.dataset.dvDrawn = "true";
+  ctx.markDrawn();
 }
 
 export default defineView<HeatmapTraits>("heatmap", build);

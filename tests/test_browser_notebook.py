@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import nbformat
-import numpy as np
 import pytest
 
 from deepvis_widgets.export import execute_notebook, export_notebook

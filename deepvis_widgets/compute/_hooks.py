@@ -109,7 +109,7 @@ def preserved_model(model: nn.Module, *, eval_mode: bool = True, check_weights: 
         finally:
             for m, mode in modes:
                 m.training = mode
-            for p, flag, grad in zip(params, flags, grads):
+            for p, flag, grad in zip(params, flags, grads, strict=True):
                 p.requires_grad_(flag)
                 p.grad = grad
             if saved_state is not None:

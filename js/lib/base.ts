@@ -36,6 +36,8 @@ export interface ViewContext<T extends BaseTraits> {
   /** Registers what the download button saves. */
   setExporter(kind: "png" | "svg", fn: () => HTMLCanvasElement | SVGSVGElement): void;
   showError(err: unknown): void;
+  /** Marks the view as drawn (tests and benchmarks wait for data-dv-drawn). */
+  markDrawn(): void;
   cssVar(name: string, fallback: string): string;
 }
 
@@ -119,6 +121,10 @@ export function defineView<T extends BaseTraits>(name: string, build: ViewBuilde
           downloadButton.style.display = "";
         },
         showError,
+        markDrawn() {
+          root.dataset.dvDrawnAt = performance.now().toFixed(1);
+          root.dataset.dvDrawn = "true";
+        },
         cssVar(varName, fallback) {
           const v = getComputedStyle(root).getPropertyValue(varName).trim();
           return v || fallback;
