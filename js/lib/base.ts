@@ -36,9 +36,20 @@ export interface ViewContext<T extends BaseTraits> {
   /** Registers what the download button saves. */
   setExporter(kind: "png" | "svg", fn: () => HTMLCanvasElement | SVGSVGElement): void;
   showError(err: unknown): void;
+  /**
+   * Asks Python for data (a method decorated with anywidget.experimental.command).
+   * Rejects when there is no kernel (exported HTML, save_html pages): views then
+   * fall back to what was embedded at creation.
+   */
+  invoke<R = unknown>(name: string, msg?: unknown, buffers?: ArrayBuffer[]): Promise<[R, DataView[]]>;
   /** Marks the view as drawn (tests and benchmarks wait for data-dv-drawn). */
   markDrawn(): void;
   cssVar(name: string, fallback: string): string;
+}
+
+/** anywidget's `experimental` render argument (absent on save_html pages). */
+interface Experimental {
+  invoke?: (name: string, msg: unknown, options?: { buffers?: ArrayBuffer[]; timeout?: number }) => Promise<[any, DataView[]]>;
 }
 
 export type ViewBuilder<T extends BaseTraits> = (ctx: ViewContext<T>) => void;
@@ -65,7 +76,7 @@ export function slug(text: string, fallback: string): string {
 /** Builds the anywidget module (`export default defineView(...)`) for one view. */
 export function defineView<T extends BaseTraits>(name: string, build: ViewBuilder<T>) {
   return {
-    render({ model, el }: { model: AnyModel<T>; el: HTMLElement }) {
+    render({ model, el, experimental }: { model: AnyModel<T>; el: HTMLElement; experimental?: Experimental }) {
       const disposer = new Disposer();
       const title = h("div", { class: "dv-title" });
       const toolbar = h("div", { class: "dv-toolbar" });
@@ -121,6 +132,10 @@ export function defineView<T extends BaseTraits>(name: string, build: ViewBuilde
           downloadButton.style.display = "";
         },
         showError,
+        invoke(name, msg = {}, buffers = []) {
+          if (!experimental?.invoke) return Promise.reject(new Error("no kernel: this page shows the data saved with it"));
+          return experimental.invoke(name, msg, { buffers, timeout: 120_000 });
+        },
         markDrawn() {
           root.dataset.dvDrawnAt = performance.now().toFixed(1);
           root.dataset.dvDrawn = "true";
