@@ -1,20 +1,24 @@
 // Bundles js/ into deepvis_widgets/static/: one ES module per view, the
-// save_html runtime, the shared stylesheet, and the vendored files that
-// offline notebook export needs. Run by `npm run build` (and by the hatch
-// build hook on `pip install`).
+// save_html runtime, the shared stylesheet (js/style.css followed by every
+// js/css/*.css, one file per view), and the vendored files that offline
+// notebook export needs. Run by `npm run build` (and by the hatch build hook
+// on `pip install`); `npm run build -- heatmap` rebuilds only the named entries.
 import * as esbuild from "esbuild";
 import { createHash } from "node:crypto";
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const OUT = "deepvis_widgets/static";
 const VIEWS = readdirSync("js").filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts")).map((f) => f.slice(0, -3));
 const watch = process.argv.includes("--watch");
+const only = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+for (const name of only) if (!VIEWS.includes(name)) throw new Error(`no entry js/${name}.ts (entries: ${VIEWS.join(", ")})`);
+const ENTRIES = only.length ? only : VIEWS;
 
 mkdirSync(join(OUT, "vendor"), { recursive: true });
 
 const options = {
-  entryPoints: Object.fromEntries(VIEWS.map((v) => [v, `js/${v}.ts`])),
+  entryPoints: Object.fromEntries(ENTRIES.map((v) => [v, `js/${v}.ts`])),
   outdir: OUT,
   bundle: true,
   format: "esm",
@@ -32,10 +36,11 @@ const VENDOR = {
 };
 
 function finish() {
-  copyFileSync("js/style.css", join(OUT, "style.css"));
+  const sheets = ["js/style.css", ...(existsSync("js/css") ? readdirSync("js/css").filter((f) => f.endsWith(".css")).sort().map((f) => `js/css/${f}`) : [])];
+  writeFileSync(join(OUT, "style.css"), sheets.map((f) => `/* ${f} */\n${readFileSync(f, "utf8")}`).join("\n"));
   for (const [name, src] of Object.entries(VENDOR)) copyFileSync(src, join(OUT, "vendor", name));
   const files = {};
-  for (const f of [...VIEWS.map((v) => `${v}.js`), "style.css", ...Object.keys(VENDOR).map((n) => `vendor/${n}`)]) {
+  for (const f of [...VIEWS.filter((v) => existsSync(join(OUT, `${v}.js`))).map((v) => `${v}.js`), "style.css", ...Object.keys(VENDOR).map((n) => `vendor/${n}`)]) {
     files[f] = createHash("sha256").update(readFileSync(join(OUT, f))).digest("hex").slice(0, 16);
   }
   writeFileSync(join(OUT, "manifest.json"), JSON.stringify({ views: VIEWS, files }, null, 2));
