@@ -613,9 +613,12 @@ def test_query_key_by_module_name_on_a_custom_model():
         query_module="{layer}.wq",
         key_module="{layer}.wk",
         num_heads=3,
+        tokens=list("abcde"),
     )
     np.testing.assert_allclose(qk.attention, net[1].weights[0, 2].detach().numpy(), atol=1e-5)
-    assert np.isnan(qk.max_error) and qk.tokens == ["0", "1", "2", "3", "4"] and qk.scaling == 0.5
+    assert (
+        np.isnan(qk.max_error) and qk.tokens == qk.tokens_k == list("abcde") and qk.scaling == 0.5
+    )
     with pytest.raises(ValueError, match=r"query_module: the model has no module named '1.q'"):
         query_key(
             net,
@@ -642,6 +645,8 @@ def test_query_key_bad_layer_and_head_are_named(bert, bert_tok):
         query_key(bert, bert_tok, TEXT, layer=0, head=4)
     with pytest.raises(ValueError, match=r"stack: this model has 'encoder', not 'decoder'"):
         query_key(bert, bert_tok, TEXT, layer=0, head=0, stack="decoder")
+    with pytest.raises(ValueError, match=r"tokens: only for models without a tokenizer"):
+        query_key(bert, bert_tok, TEXT, layer=0, head=0, tokens=["a"])
     with pytest.raises(ValueError, match=r"head: expected a non-negative int"):
         query_key(bert, bert_tok, TEXT, layer=0, head=-1)
     with pytest.raises(IndexError, match=r"query_index: expected a query position below"):

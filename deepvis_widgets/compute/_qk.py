@@ -314,6 +314,10 @@ def query_key(
         raise ValueError(
             "query_module: without a tokenizer the model is not a transformers model; name its query/key modules"
         )
+    if tokenizer is not None and tokens is not None:
+        raise ValueError(
+            "tokens: only for models without a tokenizer; the tokenizer names the tokens"
+        )
     config = getattr(model, "config", None)
     if query_module is not None:
         assert key_module is not None
