@@ -70,6 +70,12 @@ def test_exported_html_renders_and_responds_without_network_or_kernel(browser, e
     box = page.query_selector_all(".dv-heatmap-canvas")[0].bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.25)
     assert f"0: {HOSTILE_LABEL}" in page.inner_text(".dv-tooltip")
+    # ...and so do clicks: the clicked cell gets an outline.
+    edge = (0.004, 0.5 + 0.01)  # top-left corner of cell (1, 0)
+    before = canvas_pixel(page, ".dv-heatmap-canvas", *edge)
+    page.mouse.click(box["x"] + box["width"] * 0.15, box["y"] + box["height"] * 0.75)
+    page.mouse.move(0, 0)
+    assert canvas_pixel(page, ".dv-heatmap-canvas", *edge) != before
     page.wait_for_timeout(300)
     assert log.dialogs == []
     assert log.blocked == [], f"the page asked the network for {log.blocked}"

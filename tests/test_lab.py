@@ -17,6 +17,7 @@ from .conftest import canvas_pixel, open_offline_page
 pytestmark = [pytest.mark.browser, pytest.mark.lab]
 
 TOKEN = "deepvis-test-token"
+HOSTILE = "</script><script>alert(1)</script><img src=x onerror=alert(2)>"
 
 
 def _free_port() -> int:
@@ -33,7 +34,8 @@ def lab(tmp_path_factory):
     nb.cells = [
         nbformat.v4.new_code_cell(
             "import numpy as np, deepvis_widgets as dv\n"
-            "w = dv.ArrayHeatmap(np.array([[0.0, 1.0], [2.0, 3.0]]), scale='sequential', colormap='viridis', title='live')\n"
+            "w = dv.ArrayHeatmap(np.array([[0.0, 1.0], [2.0, 3.0]]), scale='sequential', colormap='viridis',\n"
+            f"                     title={HOSTILE!r}, row_labels=['<b>bold?</b>', 'b'])\n"
             "w.observe(lambda ch: open('selected.txt', 'w').write(repr(ch['new'])), 'selected')\n"
             "w"
         ),
@@ -96,6 +98,10 @@ def test_notebook_runs_draws_syncs_clicks_and_fills_the_sidebar(browser, lab) ->
     canvas = ".jp-OutputArea .dv-heatmap-canvas"
     assert tuple(canvas_pixel(page, canvas, 0.25, 0.25)[:3]) == (68, 1, 84)
     assert tuple(canvas_pixel(page, canvas, 0.75, 0.75)[:3]) == (253, 231, 37)
+    # Hostile title and labels are text in the live cell, and nothing ran.
+    assert page.inner_text(".jp-OutputArea .dv-title") == HOSTILE
+    assert page.query_selector(".jp-OutputArea .dv-root img, .jp-OutputArea .dv-root b") is None
+
     # Colours follow JupyterLab's theme variables (a theme switch changes them on body).
     bg = page.evaluate(
         "() => { document.body.style.setProperty('--jp-layout-color0', 'rgb(1, 2, 3)');"
