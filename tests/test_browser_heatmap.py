@@ -132,3 +132,12 @@ def test_several_views_in_one_file(browser, tmp_path) -> None:
     wait_drawn(page, 2)
     assert page.eval_on_selector_all(".dv-title", "els => els.map(e => e.textContent)") == ["one", "two"]
     page.context.close()
+
+
+def test_progress_line_says_what_is_happening(browser, tmp_path) -> None:
+    w = dv.ArrayHeatmap(np.eye(3))
+    w._progress("integrating gradients", 0.5)
+    page, _ = _open(browser, tmp_path, w)
+    assert page.inner_text(".dv-status-text") == "integrating gradients (50%)"
+    assert page.eval_on_selector(".dv-status-bar", "e => e.style.width") == "50%"
+    page.context.close()
