@@ -74,7 +74,9 @@ class SameConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pads like TensorFlow (extra pixel bottom/right), then convolves."""
         pads = []
-        for size, k, s in zip(x.shape[-1:-3:-1], self.kernel_size[::-1], self.stride[::-1]):
+        for size, k, s in zip(
+            x.shape[-1:-3:-1], self.kernel_size[::-1], self.stride[::-1], strict=True
+        ):
             total = max((math.ceil(size / s) - 1) * s + k - size, 0)
             pads += [total // 2, total - total // 2]
         if any(pads):
@@ -134,7 +136,9 @@ class EfficientNetLite0(nn.Module):
         for repeats, kernel, stride, expand, cin, cout in _STAGES:
             for i in range(repeats):
                 blocks.append(
-                    MBConvBlock(cin if i == 0 else cout, cout, kernel, stride if i == 0 else 1, expand)
+                    MBConvBlock(
+                        cin if i == 0 else cout, cout, kernel, stride if i == 0 else 1, expand
+                    )
                 )
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = nn.Conv2d(320, 1280, 1, bias=False)
@@ -202,11 +206,12 @@ def _check_image(image: np.ndarray, name: str = "image") -> np.ndarray:
     return image[..., :3]
 
 
-def resize_image(image: np.ndarray, size: int = 224) -> np.ndarray:
+def resize_image(image: np.ndarray, size: int = 224, *, center_crop: bool = False) -> np.ndarray:
     """Resizes a uint8 (H, W, 3) photo to (size, size, 3) uint8, as the model sees it.
 
-    The whole photo is squeezed to a square (no crop), so attribution maps
-    computed on :func:`preprocess` output line up with this image pixel for pixel.
+    By default the whole photo is squeezed to a square (no crop), so attribution
+    maps computed on :func:`preprocess` output line up with this image pixel for
+    pixel and nothing is cut off.
 
     Parameters
     ----------
@@ -214,6 +219,8 @@ def resize_image(image: np.ndarray, size: int = 224) -> np.ndarray:
         ``uint8`` array ``(H, W, 3)`` (grey ``(H, W)`` and RGBA are accepted).
     size
         Output side in pixels.
+    center_crop
+        Crop the central square first (keeps the aspect ratio, cuts the sides).
 
     Example
     -------
@@ -221,12 +228,17 @@ def resize_image(image: np.ndarray, size: int = 224) -> np.ndarray:
     (16, 16, 3)
     """
     image = _check_image(image)
-    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    if center_crop:
+        h, w = image.shape[:2]
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        image = image[top : top + side, left : left + side]
+    t = torch.tensor(image, dtype=torch.float32).permute(2, 0, 1)[None]
     t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return t[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def preprocess(image: np.ndarray, size: int = 224) -> torch.Tensor:
+def preprocess(image: np.ndarray, size: int = 224, *, center_crop: bool = False) -> torch.Tensor:
     """Turns a uint8 (H, W, 3) photo into the model's input, ``(1, 3, size, size)``.
 
     Resizes with :func:`resize_image`, then scales as the TF-Lite reference does:
@@ -239,13 +251,19 @@ def preprocess(image: np.ndarray, size: int = 224) -> torch.Tensor:
         ``uint8`` array ``(H, W, 3)``.
     size
         Input side (224 for the published accuracy).
+    center_crop
+        Passed to :func:`resize_image`. On the sample photos squeezing gives
+        cat -> Egyptian cat 0.79 / tiger cat 0.09 / tabby 0.07, coffee -> espresso
+        0.89, rocket -> drilling platform 0.45 (missile 2nd); cropping gives
+        Egyptian cat 0.40 / tiger cat 0.32 / tabby 0.16, espresso 0.94, missile 0.27.
 
     Example
     -------
     >>> preprocess(np.full((10, 20, 3), 255, np.uint8)).shape
     torch.Size([1, 3, 224, 224])
     """
-    resized = torch.from_numpy(resize_image(image, size)).permute(2, 0, 1).float()
+    resized = torch.from_numpy(resize_image(image, size, center_crop=center_crop))
+    resized = resized.permute(2, 0, 1).float()
     return ((resized - 127.0) / 128.0).unsqueeze(0)
 
 
@@ -269,8 +287,8 @@ def decode_predictions(logits: torch.Tensor, k: int = 5) -> list[list[tuple[str,
     probs = logits.detach().float().softmax(-1)
     top = probs.topk(k, dim=-1)
     return [
-        [(IMAGENET_CLASSES[int(i)], float(p)) for p, i in zip(row_p, row_i)]
-        for row_p, row_i in zip(top.values, top.indices)
+        [(IMAGENET_CLASSES[int(i)], float(p)) for p, i in zip(row_p, row_i, strict=True)]
+        for row_p, row_i in zip(top.values, top.indices, strict=True)
     ]
 
 
