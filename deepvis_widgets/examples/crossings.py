@@ -36,9 +36,9 @@ __all__ = [
     "MAX_COUNT",
     "CrossingsGRU",
     "count_crossings",
+    "crossings_checkpoint_steps",
     "crossings_data",
     "crossings_gru",
-    "crossings_checkpoint_steps",
     "crossings_training_log",
     "evaluate_crossings",
     "save_crossings",
@@ -102,9 +102,7 @@ def _walks(n: int, length: int, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
-def crossings_data(
-    n: int, seed: int, length: int = LENGTH
-) -> tuple[torch.Tensor, torch.Tensor]:
+def crossings_data(n: int, seed: int, length: int = LENGTH) -> tuple[torch.Tensor, torch.Tensor]:
     """Random walks and their running crossing counts.
 
     Parameters
@@ -284,7 +282,7 @@ def train_crossings(
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=steps)
     tracked_x, tracked_y = crossings_data(n_tracked, TRACKED_SEED)
     ckpt_steps = sorted(
-        {0, steps} | {int(round(s)) for s in np.geomspace(10, steps, max(n_checkpoints - 1, 1))}
+        {0, steps} | {round(s) for s in np.geomspace(10, steps, max(n_checkpoints - 1, 1))}
     )
     checkpoints: dict[int, dict[str, torch.Tensor]] = {}
     log = _Log()
@@ -345,7 +343,8 @@ def save_crossings(model: CrossingsGRU, metrics: dict[str, Any], folder: Any) ->
     folder.mkdir(parents=True, exist_ok=True)
     sizes = {WEIGHTS: save_weights(model.state_dict(), folder / WEIGHTS)}
     ckpt = {
-        f"step{step}.{k}": v.to(torch.float16) for step, sd in metrics["checkpoints"].items()
+        f"step{step}.{k}": v.to(torch.float16)
+        for step, sd in metrics["checkpoints"].items()
         for k, v in sd.items()
     }
     torch.save(ckpt, folder / CHECKPOINTS)
