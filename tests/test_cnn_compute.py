@@ -225,8 +225,8 @@ def test_top_activating_finds_the_bright_spot() -> None:
     assert top.indices.tolist()[:2] == [4, 1]
     assert top.values[0] == pytest.approx(4.0)
     assert tuple(top.positions[0]) in {(5, 2), (5, 1)}
-    t, l, b, r = top.boxes[0]
-    assert t <= 10 and l <= 4 and b >= 12 and r >= 6, "the box covers the bright spot"
+    top_, left, bottom, right = top.boxes[0]
+    assert top_ <= 10 and left <= 4 and bottom >= 12 and right >= 6, "the box covers the bright spot"
     assert calls == [(4, 6), (6, 6)]
     assert top.all_values.shape == (6,)
     with pytest.raises(ValueError, match=r"channel: expected an index in 0\.\.1 \(layer '1' has 2 channels\), got 2"):
@@ -244,7 +244,7 @@ def test_fourier_image_and_transforms() -> None:
     g = torch.Generator().manual_seed(0)
     img = FourierImage(3, 3, 40, 30, generator=g)
     x = img().detach()
-    assert x.shape == (3, 3, 40, 30) and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert x.shape == (3, 3, 40, 30) and float(x.min()) >= 0 and float(x.max()) <= 1
     assert float((x - 0.5).abs().max()) < 0.05, "starts near grey"
     # Colour decorrelation: the matrix's columns are scaled so the largest has norm 1.
     c = COLOR_CORRELATION_SVD_SQRT / np.linalg.norm(COLOR_CORRELATION_SVD_SQRT, axis=0).max()
