@@ -250,3 +250,78 @@ def test_error_surface_is_high_where_errors_are() -> None:
         error_rate_surface(xy, [0, 1, 0])
     with pytest.raises(ValueError, match=r"errors: expected values in \[0, 1\]"):
         error_rate_surface(xy, np.full(600, 2.0))
+
+
+# --- ProjectionView (widget) ------------------------------------------------------------
+
+
+def test_projection_view_state_is_binary_and_the_figure_a_json_string() -> None:
+    import json
+
+    import traitlets
+
+    from deepvis_widgets._arrays import decode_array
+    from deepvis_widgets.widgets.bokeh_loader import BokehLoader
+    from deepvis_widgets.widgets.projection import ProjectionView
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 8))
+    v = ProjectionView(x, labels=["b", "a"] * 60, examples=rng.random((120, 8, 8)), errors=np.arange(120) % 5 == 0)
+    state = v.get_state()
+    assert isinstance(state["_points"]["buffer"], memoryview)
+    np.testing.assert_allclose(decode_array(state["_points"]), project(x).coords, rtol=1e-6)
+    assert v.label_names == ["a", "b"] and decode_array(v._labels).tolist()[:2] == [1, 0]
+    assert v._examples["kind"] == "image" and v._examples["images"]["shape"] == [120, 8, 8, 1]
+    item = json.loads(v._item)
+    assert item["doc"]["roots"][0]["type"] == "object", "a Bokeh document"
+    assert "dv_points" in v._item and "dv_surface" in v._item
+    assert v.color_by == "label" and v._bokeh is BokehLoader.shared()
+    assert state["_bokeh"] == "IPY_MODEL_" + BokehLoader.shared().model_id, "a widget reference, not 1.5 MB of JS"
+    v.selected = [3, 5]
+    with pytest.raises(traitlets.TraitError, match=r"selected: expected point indices in 0..119, got \[120\]"):
+        v.selected = [1, 120]
+    w = ProjectionView(x, examples=[f"<b>{i}</b>" for i in range(120)])
+    assert w.color_by == "none" and w._examples == {"kind": "text", "texts": [f"<b>{i}</b>" for i in range(120)]}
+    assert "dv_surface" not in w._item
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"labels": [0, 1]}, ValueError, r"labels: expected 30 labels \(one per point\), got 2"),
+        ({"examples": np.zeros((29, 4, 4))}, ValueError, r"examples: expected 30 examples \(one per point\), got 29"),
+        ({"examples": np.zeros((30, 5))}, ValueError, "examples: flat examples must have a square number of pixels"),
+        ({"examples": "abc"}, TypeError, "examples: expected 30 examples"),
+        ({"errors": np.full(30, 3.0)}, ValueError, r"errors: expected booleans or values in \[0, 1\]"),
+        ({"labels": [-1] * 30}, ValueError, "labels: integer labels must be class indices >= 0"),
+        ({"labels": [0, 5] * 15, "class_names": ["a", "b"]}, ValueError, "class_names: expected at least 6 names"),
+        ({"class_names": ["a"]}, TypeError, "class_names: given without labels"),
+        ({"method": "mds"}, ValueError, "method: expected 'pca', 'umap' or 'tsne'"),
+        ({"colour": "red"}, TypeError, "unexpected keyword argument.*colour"),
+    ],
+)
+def test_projection_view_bad_input_names_the_argument(kwargs: dict, exc: type, match: str) -> None:
+    from deepvis_widgets.widgets.projection import ProjectionView
+
+    with pytest.raises(exc, match=match):
+        ProjectionView(np.random.default_rng(0).normal(size=(30, 4)), **kwargs)
+
+
+def test_projection_view_from_model_and_from_coords() -> None:
+    from deepvis_widgets.widgets.projection import ProjectionView
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).train()
+    x = torch.randn(40, 4)
+    y = torch.randint(0, 3, (40,))
+    v = ProjectionView.from_model(net, x, "1", labels=y)
+    from deepvis_widgets._arrays import decode_array
+
+    with torch.no_grad():
+        wrong = (net.eval()(x).argmax(1) != y).numpy()
+    np.testing.assert_array_equal(decode_array(v._errors), wrong.astype(np.float32))
+    assert v.title.startswith("1: PCA of 8 features")
+    c = ProjectionView.from_coords(np.random.rand(10, 2), axis_labels=("a", "b"))
+    assert c.method == "given" and '"a"' in c._item
+    with pytest.raises(ValueError, match=r"coords: expected shape \(n, 2\)"):
+        ProjectionView.from_coords(np.zeros((4, 3)))
