@@ -328,7 +328,13 @@ class ProjectionView(BokehView, entry="projection"):
         return value
 
     def _figure(self, coords: np.ndarray, axis: tuple[str, str], err: np.ndarray | None) -> str:
-        from bokeh.models import BoxSelectTool, ColorBar, ColumnDataSource, HoverTool, LinearColorMapper
+        from bokeh.models import (
+            BoxSelectTool,
+            ColorBar,
+            ColumnDataSource,
+            HoverTool,
+            LinearColorMapper,
+        )
 
         n = coords.shape[0]
         lo, hi = coords.min(0), coords.max(0)
