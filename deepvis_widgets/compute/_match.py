@@ -37,6 +37,7 @@ class Selection:
     Example
     -------
     >>> import numpy as np
+    >>> from deepvis_widgets.compute.hidden_states import HiddenStates
     >>> hs = HiddenStates(np.array([[0.0], [0.9], [0.8], [0.1]]), list("abcd"))
     >>> sel = hs.select(1, 3, threshold=0.5)
     >>> sel.cells.tolist(), round(float(sel.scores[0]), 2)
@@ -84,6 +85,7 @@ class Matches:
     Example
     -------
     >>> import numpy as np
+    >>> from deepvis_widgets.compute.hidden_states import HiddenStates
     >>> hs = HiddenStates(np.array([[1.0], [1.0], [0.0], [1.0], [1.0], [1.0]]), list("abcdef"))
     >>> m = hs.match([0], threshold=0.5)
     >>> m.starts.tolist(), m.lengths.tolist()
