@@ -761,14 +761,14 @@ class TopActivating:
 def top_activating(
     model: nn.Module,
     layer: str | nn.Module,
-    channel: int,
+    channel: int | Sequence[int],
     images: Tensor,
     *,
     k: int = 8,
     batch_size: int = 32,
     mass: float = 0.9,
     progress: Callable[[int, int], None] | None = None,
-) -> TopActivating:
+) -> TopActivating | list[TopActivating]:
     """The ``k`` images whose peak activation of ``channel`` in ``layer`` is highest.
 
     Parameters
@@ -778,7 +778,8 @@ def top_activating(
     layer
         A submodule name or module with a ``(N, C, H, W)`` output.
     channel
-        Channel index in that output.
+        Channel index in that output, or a sequence of them (one pass over the
+        images serves them all; a list of results comes back).
     images
         ``(N, C, H, W)`` model inputs (a dataset or crops of photos).
     k
@@ -797,6 +798,8 @@ def top_activating(
     >>> top = top_activating(net, "0", 0, imgs, k=2)
     >>> top.indices.shape
     (2,)
+    >>> [t.channel for t in top_activating(net, "0", [0, 1], imgs)]
+    [0, 1]
     """
     if not isinstance(images, Tensor) or images.ndim != 4:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
@@ -807,11 +810,16 @@ def top_activating(
         raise ValueError(f"k: expected a positive int, got {k!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    single = not isinstance(channel, (list, tuple, range, np.ndarray))
+    wanted = [channel] if single else list(channel)  # type: ignore[arg-type]
+    if not wanted:
+        raise ValueError("channel: expected at least one channel index, got an empty sequence")
     name, module = resolve_layer(model, layer)
     device = model_device(model)
     got: list[Tensor] = []
     peaks, where = [], []
     n = len(images)
+    act: Tensor | None = None
     with preserved_model(model) as session, torch.no_grad():
         session.forward_hook(module, lambda m, a, o: got.append(_tensor(o)))  # type: ignore[arg-type]
         for start in range(0, n, batch_size):
@@ -821,23 +829,26 @@ def top_activating(
             if act is None or act.ndim != 4:
                 raise ValueError(f"layer: {name!r} does not output a (N, C, H, W) map (got {None if act is None else tuple(act.shape)})")
             if start == 0:
-                channel = check_channel(channel, act.shape[1], f"layer {name!r}")
-            flat = act[:, channel].flatten(1)
-            v, i = flat.max(1)
+                wanted = [check_channel(c, act.shape[1], f"layer {name!r}") for c in wanted]
+            flat = act[:, wanted].flatten(2)
+            v, i = flat.max(2)
             peaks.append(v.float().cpu())
-            where.append(torch.stack([i // act.shape[-1], i % act.shape[-1]], 1).cpu())
+            where.append(torch.stack([i // act.shape[-1], i % act.shape[-1]], 2).cpu())
             if progress is not None:
                 progress(min(start + batch_size, n), n)
-    values = torch.cat(peaks).numpy()
-    positions = torch.cat(where).numpy()
-    order = np.argsort(-values, kind="stable")[: min(k, n)]
-    rf = receptive_field(model, name, images[order[0] : order[0] + 1], mass=mass) if _map_size_gt1(act) else None
-    if rf is None:
-        h, w = images.shape[-2:]
-        boxes = np.tile(np.array([0.0, 0.0, h, w], np.float32), (len(order), 1))
-    else:
-        boxes = np.array([rf.box(int(y), int(x)) for y, x in positions[order]], np.float32)
-    return TopActivating(name, int(channel), order.astype(np.int64), values[order], positions[order], boxes, values)
+    values = torch.cat(peaks).numpy()  # (N, channels)
+    positions = torch.cat(where).numpy()  # (N, channels, 2)
+    rf = receptive_field(model, name, images[:1], mass=mass) if _map_size_gt1(act) else None
+    h, w = images.shape[-2:]
+    results = []
+    for j, c in enumerate(wanted):
+        order = np.argsort(-values[:, j], kind="stable")[: min(k, n)]
+        if rf is None:
+            boxes = np.tile(np.array([0.0, 0.0, h, w], np.float32), (len(order), 1))
+        else:
+            boxes = np.array([rf.box(int(y), int(x)) for y, x in positions[order, j]], np.float32)
+        results.append(TopActivating(name, int(c), order.astype(np.int64), values[order, j], positions[order, j], boxes, values[:, j].copy()))
+    return results[0] if single else results
 
 
 def _map_size_gt1(act: Tensor | None) -> bool:
