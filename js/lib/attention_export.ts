@@ -1,0 +1,42 @@
+// Downloads for the attention views: a second toolbar button (SVG) next to
+// the PNG one the base provides, and the SVG helpers both views use.
+
+import type { BaseTraits, ViewContext } from "./base";
+import { slug } from "./base";
+import { h } from "./dom";
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+export function downloadBlob(blob: Blob, filename: string): void {
+  const url = URL.createObjectURL(blob);
+  const a = h("a", { href: url, download: filename });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+/** Adds an "SVG" button to the toolbar that saves what `build` returns. */
+export function addSvgButton<T extends BaseTraits>(ctx: ViewContext<T>, fallback: string, build: () => SVGSVGElement): void {
+  const button = h("button", { class: "dv-button dv-att-svg", type: "button", title: "Download as SVG (vector, for papers)" }, "SVG");
+  ctx.toolbar.append(button);
+  ctx.disposer.add(() => button.remove());
+  ctx.disposer.listen(button, "click", ctx.guard(() => {
+    const xml = new XMLSerializer().serializeToString(build());
+    downloadBlob(new Blob([xml], { type: "image/svg+xml" }), `${slug(ctx.model.get("title") ?? "", fallback)}.svg`);
+  }));
+}
+
+/** An SVG element with attributes; text goes in as a text node, never markup. */
+export function svg(tag: string, attrs: Record<string, string | number> = {}, text?: string): SVGElement {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export function svgRoot(width: number, height: number, background: string): SVGSVGElement {
+  const root = svg("svg", { xmlns: SVG_NS, width, height, viewBox: `0 0 ${width} ${height}` }) as SVGSVGElement;
+  root.append(svg("rect", { x: 0, y: 0, width, height, fill: background }));
+  return root;
+}
