@@ -8,6 +8,33 @@ Example
 
 from ._html import save_html
 from ._version import __version__
-from .widgets import ArrayHeatmap, DeepVisWidget
+from .compute.attention import (
+    AttentionData,
+    attention_from_model,
+    attention_rollout,
+    capture_attention,
+    head_summary,
+    query_key,
+    top_k_edges,
+)
+from .compute.logit_lens import logit_lens
+from .compute.neuron_factors import neuron_factors
+from .widgets import ArrayHeatmap, DeepVisWidget, LogitLens, NeuronFactors
 
-__all__ = ["ArrayHeatmap", "DeepVisWidget", "__version__", "save_html"]
+__all__ = [
+    "ArrayHeatmap",
+    "AttentionData",
+    "DeepVisWidget",
+    "LogitLens",
+    "NeuronFactors",
+    "__version__",
+    "attention_from_model",
+    "attention_rollout",
+    "capture_attention",
+    "head_summary",
+    "logit_lens",
+    "neuron_factors",
+    "query_key",
+    "save_html",
+    "top_k_edges",
+]

@@ -2,5 +2,7 @@
 
 from ._base import DeepVisWidget
 from .heatmap import ArrayHeatmap
+from .logit_lens import LogitLens
+from .neuron_factors import NeuronFactors
 
-__all__ = ["ArrayHeatmap", "DeepVisWidget"]
+__all__ = ["ArrayHeatmap", "DeepVisWidget", "LogitLens", "NeuronFactors"]
