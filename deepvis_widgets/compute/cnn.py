@@ -542,16 +542,22 @@ def _radius(profile: Tensor, centre: float, mass: float) -> tuple[float, float]:
 
 
 def _rf_from_graph(x: Tensor, out: Tensor, mass: float) -> ReceptiveField:
-    """Receptive field of a (1, C, h, w) map computed from ``x`` with a live autograd graph."""
+    """Receptive field of a (1, C, h, w) map computed from ``x`` with a live autograd graph.
+
+    Probes the map's centre position; when no gradient reaches the input from
+    there (every channel inactive, e.g. behind a ReLU), the most active position.
+    """
     h, w = out.shape[-2:]
-    cy, cx = h // 2, w // 2
     H, W = x.shape[-2:]
     sy, sx = H / h, W / w
-    (grad,) = torch.autograd.grad(out[0, :, cy, cx].sum(), x, retain_graph=True, allow_unused=True)
-    if grad is None:
-        mag = torch.zeros(H, W)
-    else:
-        mag = grad[0].abs().sum(0).detach().to("cpu", torch.float64)
+    strongest = int(out[0].detach().abs().sum(0).flatten().argmax())
+    mag = torch.zeros(H, W, dtype=torch.float64)
+    for cy, cx in ((h // 2, w // 2), (strongest // w, strongest % w)):
+        (grad,) = torch.autograd.grad(out[0, :, cy, cx].sum(), x, retain_graph=True, allow_unused=True)
+        if grad is not None:
+            mag = grad[0].abs().sum(0).detach().to("cpu", torch.float64)
+        if mag.sum() > 0:
+            break
     ry, oy = _radius(mag.sum(1), (cy + 0.5) * sy, mass)
     rx, ox = _radius(mag.sum(0), (cx + 0.5) * sx, mass)
     if mag.sum() == 0:
