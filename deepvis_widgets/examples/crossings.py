@@ -14,8 +14,8 @@ needs one bit of memory (the side last visited) and a counter.
 
 The GRU (hidden size 64) reads ``(x - 0.5) * 4`` one step at a time and
 classifies the running count at every step into ``0 .. MAX_COUNT``.
-``scripts/train_crossings.py`` trains it (OneCycle, lr 1e-2, 3,000 steps of
-128 fresh walks) and logs per-example losses of a fixed set of 512 tracked
+``scripts/train_crossings.py`` trains it (Adam, OneCycle to lr 1e-2, 3,000
+steps of 128 fresh walks; 95.7% exact final count on held-out walks) and logs per-example losses of a fixed set of 512 tracked
 walks, shipped as ``weights/crossings_log.npz`` for replaying the dynamics.
 """
 
@@ -357,8 +357,13 @@ def save_crossings(model: CrossingsGRU, metrics: dict[str, Any], folder: Any) ->
 def crossings_gru(step: int | None = None) -> CrossingsGRU:
     """The shipped counting-crossings GRU (eval mode), or one of its checkpoints.
 
-    Measured on 2,000 held-out walks (``crossings_data(2000, TEST_SEED)``): see
-    ``crossings_training_log()["final_accuracy"]`` and the test suite.
+    Measured on 2,000 held-out walks (``crossings_data(2000, TEST_SEED)``):
+    95.7% exact final count, 98.0% of all per-step counts right (95.4% / 97.8%
+    on 1,000 walks with seed 98765). One hidden unit tracks the running count
+    (|r| = 0.88 over all steps); the side of the band last visited is spread
+    over several units (best single unit |r| = 0.58). Trained in 3,000 steps
+    by ``scripts/train_crossings.py`` (29 min on a heavily shared core; ~12 min
+    on an idle one).
 
     Parameters
     ----------
