@@ -121,10 +121,13 @@ function build(ctx: ViewContext<NeuronViewTraits>): void {
   const table = lut("rdbu");
   let drawnOnce = false;
 
+  // Columns: key vector | q x k | score (number, then a bar centred on 0) | softmax (bar, then number).
+  const SCORE_TEXT = 64;
+  const colW = () => Math.max(vecW, 130);
   const xKey = 0;
-  const xProd = () => vecW + GAP;
-  const xScore = () => 2 * (vecW + GAP);
-  const xSoft = () => 2 * (vecW + GAP) + BAR + GAP;
+  const xProd = () => colW() + GAP;
+  const xScore = () => 2 * (colW() + GAP);
+  const xSoft = () => xScore() + SCORE_TEXT + BAR + GAP;
 
   const allowed = (hd: Head, i: number, j: number) => {
     if (hd.mask) return hd.mask[i * hd.nk + j] === 1;
@@ -179,7 +182,7 @@ function build(ctx: ViewContext<NeuronViewTraits>): void {
     if (!cur) return;
     cellW = Math.max(1, Math.min(10, Math.floor(256 / cur.d)));
     vecW = cellW * cur.d;
-    canvasW = 2 * (vecW + GAP) + 2 * BAR + GAP;
+    canvasW = 2 * (colW() + GAP) + SCORE_TEXT + BAR + GAP + BAR + 50;
     canvas.style.marginLeft = `${leftW + keyW + 16}px`;
     header.style.marginLeft = canvas.style.marginLeft;
     setupCanvas(canvas, canvasW, viewH);
@@ -196,9 +199,9 @@ function build(ctx: ViewContext<NeuronViewTraits>): void {
     c.fillStyle = ctx.cssVar("--dv-fg2", "#666");
     c.font = "11px sans-serif";
     c.textBaseline = "top";
-    c.fillText("query q (top) · key k", xKey, 0);
+    c.fillText("query q (here) · keys k", xKey, 0);
     c.fillText("q × k (elementwise)", xProd(), 0);
-    c.fillText("q · k × scaling", xScore(), 0);
+    c.fillText("q · k × scaling", xScore() + SCORE_TEXT - 40, 0);
     c.fillText("softmax", xSoft(), 0);
     for (let x = 0; x < cur.d; x++) {
       c.fillStyle = color(cur.q[i * cur.d + x], vecMax);
@@ -233,25 +236,27 @@ function build(ctx: ViewContext<NeuronViewTraits>): void {
         c.fillRect(xProd() + x * cellW, y + 2, cw, ROW - 4);
       }
       const s = scores[j];
-      const mid = xScore() + BAR / 2;
+      const mid = xScore() + SCORE_TEXT + BAR / 2;
+      c.textAlign = "right";
       if (Number.isNaN(s)) {
         c.fillStyle = fg2;
-        c.fillText("masked", xScore() + 4, y + ROW / 2);
+        c.fillText("masked", xScore() + SCORE_TEXT - 6, y + ROW / 2);
       } else {
         const w = (s / scoreMax) * (BAR / 2 - 2);
         c.fillStyle = s >= 0 ? "rgb(214,96,77)" : "rgb(67,147,195)";
         c.fillRect(w >= 0 ? mid : mid + w, y + 4, Math.abs(w), ROW - 8);
         c.fillStyle = fg;
-        c.fillText(formatValue(s), s >= 0 ? xScore() + 2 : mid + 4, y + ROW / 2);
+        c.fillText(formatValue(s), xScore() + SCORE_TEXT - 6, y + ROW / 2);
       }
+      c.fillStyle = fg2;
+      c.fillRect(mid, y + 2, 1, ROW - 4);
+      c.textAlign = "left";
       const p = probs[j];
       if (!Number.isNaN(p)) {
         c.fillStyle = accent;
-        c.globalAlpha = 0.35 + 0.65 * p;
-        c.fillRect(xSoft(), y + 4, Math.max(1, p * (BAR - 40)), ROW - 8);
-        c.globalAlpha = 1;
+        c.fillRect(xSoft(), y + 4, Math.max(1, p * BAR), ROW - 8);
         c.fillStyle = fg;
-        c.fillText(formatValue(p), xSoft() + Math.max(1, p * (BAR - 40)) + 4, y + ROW / 2);
+        c.fillText(formatValue(p), xSoft() + Math.max(1, p * BAR) + 4, y + ROW / 2);
       }
     }
   };
