@@ -100,6 +100,11 @@ def n_words(n_tokens: int) -> int:
 
 # Window sizes for the run tables, about sqrt(2) apart (1 is n_on).
 WINDOWS = np.array([1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256], dtype=np.int64)
+# For a length L (clipped to WINDOWS[-1] + 1): index of the largest window <= L and
+# of the smallest window >= L (len(WINDOWS) when there is none).
+_CLIP = int(WINDOWS[-1]) + 1
+_BELOW = np.searchsorted(WINDOWS, np.arange(_CLIP + 1), side="right") - 1
+_ABOVE = np.searchsorted(WINDOWS, np.arange(_CLIP + 1), side="left")
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,21 +223,47 @@ def at_least(planes: list[np.ndarray], m: int) -> np.ndarray:
 
 
 def set_bits(words: np.ndarray) -> np.ndarray:
-    """Sorted positions of the 1 bits in a little-endian word array (fast when sparse)."""
+    """Sorted positions of the 1 bits in a little-endian word array."""
     nz = np.flatnonzero(words)
     if nz.size == 0:
         return np.empty(0, dtype=np.int64)
+    if nz.size * 4 > words.size:  # dense: unpack everything, positions come out directly
+        return np.flatnonzero(np.unpackbits(words.view(np.uint8), bitorder="little").view(bool))
     unpacked = np.unpackbits(words[nz].view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
-    idx = np.flatnonzero(unpacked)
+    idx = np.flatnonzero(unpacked.view(bool))
     return nz[idx >> 6].astype(np.int64) * 64 + (idx & 63)
 
 
-def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Maximal runs of 1 bits as ``(starts, ends)``, ends exclusive."""
+def shift_down(words: np.ndarray, k: int) -> np.ndarray:
+    """Bit ``t`` of the result is bit ``t + k`` of ``words`` (0 past the end)."""
+    q, r = divmod(k, 64)
+    out = np.zeros_like(words)
+    if q >= len(words):
+        return out
+    src = words[q:]
+    out[: len(src)] = src >> np.uint64(r)
+    if r:
+        out[: len(src) - 1] |= src[1:] << np.uint64(64 - r)
+    return out
+
+
+def runs(mask: np.ndarray, min_length: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Maximal runs of 1 bits at least ``min_length`` long, as ``(starts, ends)``, ends exclusive.
+
+    Shorter runs are removed in the bit domain first: the runs of
+    ``mask[t] & ... & mask[t + L - 1]`` are those of length >= L, shortened by L - 1.
+    """
+    if min_length > 1:
+        size = 1
+        while size * 2 <= min_length:
+            mask = mask & shift_down(mask, size)
+            size *= 2
+        if min_length > size:
+            mask = mask & shift_down(mask, min_length - size)
     shifted = mask << np.uint64(1)
     shifted[1:] |= mask[:-1] >> np.uint64(63)
     edges = set_bits(mask ^ shifted)
-    return edges[0::2], edges[1::2]
+    return edges[0::2], edges[1::2] + (min_length - 1)
 
 
 def bit_at(bits: np.ndarray, rows: np.ndarray | None, pos: np.ndarray) -> np.ndarray:
@@ -344,18 +375,18 @@ def bounds(
     runs = index.runs
     stride = runs.shape[1]
     flat = runs.reshape(-1)
-    lengths = ends - starts
-    below = np.searchsorted(WINDOWS, lengths, side="right") - 1  # WINDOWS[below] <= length
-    d = WINDOWS[below]
+    lengths = np.minimum(ends - starts, _CLIP)
+    below = np.take(_BELOW, lengths)  # WINDOWS[below] <= length
+    d = np.take(WINDOWS, below)
     upper = np.minimum(
         np.take(flat, below * stride + starts), np.take(flat, below * stride + ends - d)
     ).astype(np.int64)
-    above = np.searchsorted(WINDOWS, lengths, side="left")  # WINDOWS[above] >= length
+    above = np.take(_ABOVE, lengths)  # WINDOWS[above] >= length
     lower = np.zeros(len(starts), dtype=np.int64)
     has = above < len(WINDOWS)
     if has.any():
         a = above[has]
-        d = WINDOWS[a]
+        d = np.take(WINDOWS, a)
         lower[has] = np.take(flat, a * stride + starts[has])
         back = ends[has] - d
         ok = back >= 0

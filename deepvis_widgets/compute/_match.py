@@ -144,8 +144,8 @@ class _Backend(Protocol):
     n_tokens: int
     n_cells: int
 
-    def count_runs(self, m: int) -> tuple[np.ndarray, np.ndarray]:
-        """Maximal runs of tokens where at least ``m`` selected cells are on."""
+    def count_runs(self, m: int, min_length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Maximal runs of at least ``min_length`` tokens where at least ``m`` selected cells are on."""
         ...
 
     def n_active(
@@ -171,8 +171,8 @@ class _BitBackend:
         self._cells = cells
         self._planes = bx.count_planes(index.cells, cells)
 
-    def count_runs(self, m: int) -> tuple[np.ndarray, np.ndarray]:
-        return bx.runs(bx.at_least(self._planes, m))
+    def count_runs(self, m: int, min_length: int) -> tuple[np.ndarray, np.ndarray]:
+        return bx.runs(bx.at_least(self._planes, m), min_length)
 
     def n_active(
         self, selected_only: bool, s: np.ndarray, e: np.ndarray, left: bool, right: bool
@@ -204,10 +204,12 @@ class _DenseBackend:
         on = np.asarray(values[:, cells], dtype=np.float32) >= self._threshold
         self._count = on.sum(axis=1)
 
-    def count_runs(self, m: int) -> tuple[np.ndarray, np.ndarray]:
+    def count_runs(self, m: int, min_length: int) -> tuple[np.ndarray, np.ndarray]:
         ge = np.concatenate([[False], self._count >= m, [False]])
         edges = np.flatnonzero(ge[1:] != ge[:-1])
-        return edges[0::2], edges[1::2]
+        starts, ends = edges[0::2], edges[1::2]
+        keep = ends - starts >= min_length
+        return starts[keep], ends[keep]
 
     def _on(self, selected_only: bool, idx: np.ndarray) -> np.ndarray:
         block = self._values[idx]
@@ -218,15 +220,23 @@ class _DenseBackend:
     def n_active(
         self, selected_only: bool, s: np.ndarray, e: np.ndarray, left: bool, right: bool
     ) -> np.ndarray:
+        out = np.empty(len(s), dtype=np.int64)
         lengths = e - s
-        offs = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        idx = np.repeat(s - offs, lengths) + np.arange(int(lengths.sum()))
-        ok = np.logical_and.reduceat(self._on(selected_only, idx), offs, axis=0)
-        if left and (has := s > 0).any():
-            ok[has] &= ~self._on(selected_only, s[has] - 1)
-        if right and (has := e < self.n_tokens).any():
-            ok[has] &= ~self._on(selected_only, e[has])
-        return ok.sum(axis=1)
+        cum = np.cumsum(lengths)
+        i = 0
+        while i < len(s):  # batches of about 64k gathered rows
+            j = max(int(np.searchsorted(cum, (cum[i - 1] if i else 0) + (1 << 16), side="right")), i + 1)
+            bs, be, bl = s[i:j], e[i:j], lengths[i:j]
+            offs = np.concatenate([[0], np.cumsum(bl)[:-1]])
+            idx = np.repeat(bs - offs, bl) + np.arange(int(bl.sum()))
+            ok = np.logical_and.reduceat(self._on(selected_only, idx), offs, axis=0)
+            if left and (has := bs > 0).any():
+                ok[has] &= ~self._on(selected_only, bs[has] - 1)
+            if right and (has := be < self.n_tokens).any():
+                ok[has] &= ~self._on(selected_only, be[has])
+            out[i:j] = ok.sum(axis=1)
+            i = j
+        return out
 
     def bounds(
         self, s: np.ndarray, e: np.ndarray, left: bool, right: bool
@@ -264,10 +274,10 @@ def match_cells(
     levels = 0
     for m in range(k, 0, -1):
         levels += 1
-        s, e = backend.count_runs(m)
-        lens = e - s
-        keep = lens >= min_length if length is None else lens == length
-        s, e = s[keep], e[keep]
+        s, e = backend.count_runs(m, min_length if length is None else length)
+        if length is not None:
+            keep = e - s == length
+            s, e = s[keep], e[keep]
         keys = s * n1 + e
         # a run that is also a run one level up was already collected there
         dup = _isin_sorted(keys, prev_keys)
