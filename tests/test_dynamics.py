@@ -325,3 +325,130 @@ def test_projection_view_from_model_and_from_coords() -> None:
     assert c.method == "given" and '"a"' in c._item
     with pytest.raises(ValueError, match=r"coords: expected shape \(n, 2\)"):
         ProjectionView.from_coords(np.zeros((4, 3)))
+
+
+# --- TrainingMonitor (widget) --------------------------------------------------------------
+
+
+def _monitor(**kwargs):
+    from deepvis_widgets.widgets.training import TrainingMonitor
+
+    return TrainingMonitor(**kwargs)
+
+
+def test_monitor_sends_binary_payloads_and_figures_as_data_arrives() -> None:
+    import json
+
+    from deepvis_widgets._arrays import decode_array
+
+    mon = _monitor(max_updates_per_second=1000)
+    assert mon._ex == {} and mon._curves_item == "" and mon._scatter_item == ""
+    mon.log(0, loss=2.0)
+    mon.log(0, split="val", loss=2.2, acc=0.1)
+    mon.log(10, loss=1.0)
+    mon.log_examples(0, [7, 3], [2.0, 1.0], preds=[1, 0])
+    mon.log_examples(10, [7, 3], [0.5, float("nan")], preds=[1, 1])
+    mon.flush()
+    sc = mon._scalars
+    assert sc["keys"] == [["train", "loss"], ["val", "loss"], ["val", "acc"]] and sc["offsets"] == [0, 2, 3, 4]
+    assert decode_array(sc["steps"]).tolist() == [0, 10, 0, 0] and decode_array(sc["values"]).tolist()[:2] == [2.0, 1.0]
+    item = json.loads(mon._curves_item)
+    assert "dv_series_2" in mon._curves_item and item["doc"]["roots"]
+    ex = mon._ex
+    assert decode_array(ex["ids"]).tolist() == [7, 3] and ex["uniform"] is True
+    assert decode_array(ex["steps"]).tolist() == [0, 10]
+    loss = decode_array(ex["loss"])
+    assert loss[0].tolist() == [2.0, 0.5] and np.isnan(loss[1, 1])
+    assert decode_array(ex["final_pred"]).tolist() == [1, 1]
+    assert mon.notices == ["1 NaN or infinite per-example loss(es) (drawn as gaps)"]
+    assert isinstance(mon.get_state()["_ex"]["loss"]["buffer"], memoryview)
+    mon.selected_ids = [3]
+    import traitlets
+
+    with pytest.raises(traitlets.TraitError, match=r"selected_ids: 1 id\(s\) were never logged, e.g. \[99\]"):
+        mon.selected_ids = [3, 99]
+    mon.close()
+
+
+def test_monitor_updates_are_throttled_and_the_rest_sent_by_flush() -> None:
+    import time
+
+    mon = _monitor()
+    sent = []
+    mon.observe(lambda ch: sent.append(time.perf_counter()), "_scalars")
+    start = time.perf_counter()
+    for step in range(3000):
+        mon.log(step, loss=1.0 / (step + 1))
+        mon.log_examples(step, np.arange(step % 50, step % 50 + 20), np.random.default_rng(step).random(20))
+    elapsed = time.perf_counter() - start
+    assert len(sent) <= 10 * elapsed + 1, f"{len(sent)} updates in {elapsed:.2f} s"
+    mon.flush()
+    from deepvis_widgets._arrays import decode_array
+
+    assert decode_array(mon._scalars["steps"])[-1] == 2999, "flush sends what the throttle held back"
+    assert mon._ex["uniform"] is False and len(decode_array(mon._ex["ids"])) == 69
+    n_before = len(sent)
+    mon.flush()
+    assert len(sent) == n_before, "nothing new, nothing sent"
+    mon.close()
+
+
+def test_monitor_flushes_when_a_cell_finishes() -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        mon = _monitor(max_updates_per_second=0.001)
+        mon.log(0, loss=1.0)  # first update goes out at once
+        mon.log(1, loss=0.5)  # held back by the throttle
+        from deepvis_widgets._arrays import decode_array
+
+        assert decode_array(mon._scalars["steps"]).tolist() == [0]
+        shell.run_cell("1 + 1")
+        assert decode_array(mon._scalars["steps"]).tolist() == [0, 1]
+        mon.close()
+        assert mon._after_cell not in shell.events.callbacks["post_run_cell"]
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def test_monitor_declared_examples_labels_and_errors() -> None:
+    mon = _monitor(examples=np.zeros((4, 8, 8)), labels=[0, 1, 2, 1], class_names=["a", "b", "c"])
+    assert mon._examples["kind"] == "image" and mon.label_names == ["a", "b", "c"]
+    with pytest.raises(ValueError, match=r"ids: 1 id\(s\) were not declared when the monitor was created, e.g. \[4\]"):
+        mon.log_examples(0, [0, 4], [1.0, 1.0])
+    with pytest.raises(ValueError, match=r"step: expected 5 or later \(the last step logged for train/loss\), got 4"):
+        mon.log(5, loss=1.0)
+        mon.log(4, loss=1.0)
+    with pytest.raises(TypeError, match="labels: give example_ids"):
+        _monitor(labels=[0, 1])
+    with pytest.raises(ValueError, match=r"labels: expected 4 labels \(one per point\), got 2"):
+        _monitor(examples=["a", "b", "c", "d"], labels=[0, 1])
+    with pytest.raises(traitlets_error(), match="max_updates_per_second: expected a positive number"):
+        _monitor(max_updates_per_second=0)
+    mon.close()
+
+
+def traitlets_error() -> type:
+    import traitlets
+
+    return traitlets.TraitError
+
+
+def test_monitor_track_layers_shows_stats_and_cleans_up() -> None:
+    from deepvis_widgets._arrays import decode_array
+
+    mon = _monitor(max_updates_per_second=1000)
+    net = _net()
+    with mon.track_layers(net, every=2) as tracker:
+        for _ in range(5):
+            net(torch.randn(8, 4)).sum().backward()
+    mon.flush()
+    assert mon._layers["names"] == ["0", "1", "3"] and decode_array(mon._layers["steps"]).tolist() == [0, 2, 4]
+    np.testing.assert_allclose(decode_array(mon._layers["metrics"]["grad_norm"]), tracker.stats.metrics["grad_norm"], rtol=1e-6)
+    assert '"0"' in mon._layers_item and all(not m._forward_hooks for m in net.modules())
+    other = _monitor()
+    other.show_layer_stats(tracker)
+    assert other._layers["names"] == ["0", "1", "3"]
+    mon.close()
+    other.close()

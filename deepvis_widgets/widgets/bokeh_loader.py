@@ -77,6 +77,9 @@ class BokehLoader(anywidget.AnyWidget):
     """
 
     _instance: ClassVar[BokehLoader | None] = None
+    # anywidget needs an _esm (set in the class body, where anywidget reads it);
+    # the loader shows one line if someone displays it.
+    _esm = esm_source("bokeh_loader")
 
     version = t.Unicode(help="BokehJS version (that of the installed bokeh package).").tag(sync=True)
     _bokeh_js = t.Unicode(help="Source of bokeh.min.js and bokeh-gl.min.js, evaluated once per page.").tag(sync=True)
@@ -92,10 +95,6 @@ class BokehLoader(anywidget.AnyWidget):
         if inst is None or inst.comm is None:
             inst = cls._instance = cls()
         return inst
-
-
-# anywidget needs an _esm; the loader shows one line if someone displays it.
-BokehLoader._esm = esm_source("bokeh_loader")
 
 
 class BokehView(DeepVisWidget):
