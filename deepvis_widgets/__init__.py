@@ -17,20 +17,23 @@ from .compute.attention import (
     query_key,
     top_k_edges,
 )
+from .compute.generation_saliency import generation_saliency
 from .compute.logit_lens import logit_lens
 from .compute.neuron_factors import neuron_factors
-from .widgets import ArrayHeatmap, DeepVisWidget, LogitLens, NeuronFactors
+from .widgets import ArrayHeatmap, DeepVisWidget, GenerationSaliency, LogitLens, NeuronFactors
 
 __all__ = [
     "ArrayHeatmap",
     "AttentionData",
     "DeepVisWidget",
+    "GenerationSaliency",
     "LogitLens",
     "NeuronFactors",
     "__version__",
     "attention_from_model",
     "attention_rollout",
     "capture_attention",
+    "generation_saliency",
     "head_summary",
     "logit_lens",
     "neuron_factors",

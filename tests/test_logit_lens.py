@@ -191,3 +191,12 @@ def test_model_restored_after_an_exception_half_way(tiny_lm) -> None:
     assert model.training
     assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()) == n_hooks
     model.eval()
+
+
+def test_from_model_builds_the_widget(tiny_lm) -> None:
+    model, tok, _ = tiny_lm
+    w = LogitLens.from_model(model, tok, "abc", generate=1, watch=["a"])
+    assert w.tokens == w.result.tokens and len(w.tokens) == 4 and w.position == 2
+    assert w.ranks["shape"] == [4, 4] and w.watched[0]["token"] == "a"
+    with pytest.raises(Exception, match="position: expected 0 <= position < 4"):
+        w.position = 4

@@ -19,7 +19,34 @@ import traitlets as t
 
 from .._static import css_source, esm_source
 
-__all__ = ["DeepVisWidget"]
+__all__ = ["DeepVisWidget", "progress_bar"]
+
+
+@contextlib.contextmanager
+def progress_bar(desc: str) -> Iterator[Any]:
+    """A tqdm.auto bar driven by the ``progress(message, fraction)`` callbacks of compute/.
+
+    Used by ``from_model`` constructors, which run before their view exists.
+
+    Example
+    -------
+    >>> with progress_bar("logit lens") as report:
+    ...     report("projecting layer 3", 0.1)
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=100, desc=desc, leave=False)
+
+    def report(message: str, fraction: float | None) -> None:
+        bar.set_description(message or desc, refresh=False)
+        if fraction is not None:
+            bar.n = round(100 * fraction)
+        bar.refresh()
+
+    try:
+        yield report
+    finally:
+        bar.close()
 
 
 class DeepVisWidget(anywidget.AnyWidget):

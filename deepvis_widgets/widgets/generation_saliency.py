@@ -11,7 +11,7 @@ import traitlets as t
 
 from .._arrays import encode_array
 from ..compute.generation_saliency import GenerationSaliencyResult, generation_saliency
-from ._base import DeepVisWidget
+from ._base import DeepVisWidget, progress_bar
 
 __all__ = ["GenerationSaliency"]
 
@@ -68,7 +68,8 @@ class GenerationSaliency(DeepVisWidget, entry="generation_saliency"):
         cls, model: Any, tokenizer: Any, prompt: str, *, max_new_tokens: int = 8, title: str | None = None, **options: Any
     ) -> GenerationSaliency:
         """Runs :func:`~deepvis_widgets.compute.generation_saliency.generation_saliency` and shows it."""
-        res = generation_saliency(model, tokenizer, prompt, max_new_tokens=max_new_tokens, **options)
+        with progress_bar("generation saliency") as report:
+            res = generation_saliency(model, tokenizer, prompt, max_new_tokens=max_new_tokens, **{"progress": report, **options})
         return cls(res, title=title if title is not None else f"Why these tokens? {prompt!r}")
 
     @t.validate("method")

@@ -12,7 +12,7 @@ import traitlets as t
 
 from .._arrays import encode_array
 from ..compute.logit_lens import LogitLensResult, logit_lens
-from ._base import DeepVisWidget
+from ._base import DeepVisWidget, progress_bar
 
 __all__ = ["LogitLens"]
 
@@ -98,7 +98,8 @@ class LogitLens(DeepVisWidget, entry="logit_lens"):
 
         Parameters are those of ``logit_lens``; ``options`` go to it too (``layers=``, ``norm=``...).
         """
-        result = logit_lens(model, tokenizer, text, generate=generate, watch=watch, top_k=top_k, **options)
+        with progress_bar("logit lens") as report:
+            result = logit_lens(model, tokenizer, text, generate=generate, watch=watch, top_k=top_k, **{"progress": report, **options})
         return cls(result, title=title if title is not None else f"Logit lens: {text!r}")
 
     @t.validate("position")

@@ -12,7 +12,7 @@ import traitlets as t
 
 from .._arrays import encode_array
 from ..compute.neuron_factors import NeuronFactorsResult, neuron_factors
-from ._base import DeepVisWidget
+from ._base import DeepVisWidget, progress_bar
 
 __all__ = ["NeuronFactors"]
 
@@ -73,7 +73,8 @@ class NeuronFactors(DeepVisWidget, entry="neuron_factors"):
         **options: Any,
     ) -> NeuronFactors:
         """Runs :func:`~deepvis_widgets.compute.neuron_factors.neuron_factors` and shows it."""
-        res = neuron_factors(model, tokenizer, texts, layer=layer, n_components=n_components, **options)
+        with progress_bar("neuron factors") as report:
+            res = neuron_factors(model, tokenizer, texts, layer=layer, n_components=n_components, **{"progress": report, **options})
         what = "all layers" if layer == "all" else f"layer {layer}"
         return cls(res, title=title if title is not None else f"{n_components} NMF factors of MLP neurons ({what})")
 
