@@ -226,7 +226,7 @@ def test_run_tables_and_bounds_bracket_the_exact_count():
     on = np.asarray(hs.values, dtype=np.float64) >= 0.1
     for i, d in enumerate(bx.WINDOWS[:8]):
         want = [on[t : t + d].all(axis=0).sum() if t + d <= 700 else 0 for t in range(700)]
-        assert index.runs[i, :700].tolist() == want
+        assert index.runs[:700, i].tolist() == want
     starts = rng.integers(0, 690, 300)
     ends = np.minimum(starts + rng.integers(1, 300, 300), 700)
     exact = np.array([on[s:e].all(axis=0).sum() for s, e in zip(starts, ends, strict=True)])

@@ -101,10 +101,10 @@ def n_words(n_tokens: int) -> int:
 # Window sizes for the run tables, about sqrt(2) apart (1 is n_on).
 WINDOWS = np.array([1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256], dtype=np.int64)
 # For a length L (clipped to WINDOWS[-1] + 1): index of the largest window <= L and
-# of the smallest window >= L (len(WINDOWS) when there is none).
+# of the smallest window >= L (clamped to the last; unused when L > WINDOWS[-1]).
 _CLIP = int(WINDOWS[-1]) + 1
 _BELOW = np.searchsorted(WINDOWS, np.arange(_CLIP + 1), side="right") - 1
-_ABOVE = np.searchsorted(WINDOWS, np.arange(_CLIP + 1), side="left")
+_ABOVE_CLAMPED = np.minimum(np.searchsorted(WINDOWS, np.arange(_CLIP + 1), side="left"), len(WINDOWS) - 1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,9 +116,10 @@ class BitIndex:
     n_tokens + 1)`` words, bit ``c % 64`` of ``tokens[c // 64, t]`` for cell
     ``c`` at token ``t``, plus an all-zero last column ("which cells are on
     throughout a range": 8 words per token at 512 cells, word-major so every
-    reduction runs over a contiguous 1-D array). ``runs[i, t]``: the number of
+    reduction runs over a contiguous 1-D array). ``runs[t, i]``: the number of
     cells on at every token of ``[t, t + WINDOWS[i])`` (0 past the end), which
-    bounds, and for those lengths gives, the count for any range (:func:`bounds`).
+    bounds, and for those lengths gives, the count for any range (:func:`bounds`);
+    token-major, so the lookups for sorted ranges walk memory in order.
     """
 
     cells: np.ndarray
@@ -184,11 +185,11 @@ def build_bits(values: Any, h: np.float16, chunk_rows: int | None = None) -> Bit
         packed = pack_time_major(on)
         cell_bytes[:, r0 // 8 : r0 // 8 + packed.shape[1]] = packed
     dtype = np.uint8 if n_cells < 256 else np.uint16 if n_cells < 65536 else np.uint32
-    runs = np.zeros((len(WINDOWS), n_tokens + 1), dtype=dtype)
+    runs = np.zeros((n_tokens + 1, len(WINDOWS)), dtype=dtype)
     step = max(1024, (1 << 22) // n_cell_words)
     for r0 in range(0, n_tokens, step):
         r1 = min(r0 + step, n_tokens)
-        runs[:, r0:r1] = _window_counts(tokens, r0, r1, dtype)
+        runs[r0:r1] = _window_counts(tokens, r0, r1, dtype).T
     return BitIndex(cells, tokens, runs, n_tokens)
 
 
@@ -368,33 +369,22 @@ def bounds(
 
     A cell on throughout a window that contains the range is on throughout the
     range; one on throughout the range is on throughout any window inside it.
-    Windows of the tabled sizes just above and below the length, anchored at
-    either end, give the bounds; they are equal (exact) when the length is a
-    tabled size. A constrained border can only remove cells that are on there.
+    Windows starting at ``start`` of the tabled sizes just above and below the
+    length give the bounds (both in one cache line); they are equal (exact)
+    when the length is a tabled size. A constrained border can only remove
+    cells that are on there. (Windows ending at ``end`` tighten the bounds a
+    little but cost a second scattered read per range.)
     """
     runs = index.runs
-    stride = runs.shape[1]
     flat = runs.reshape(-1)
-    lengths = np.minimum(ends - starts, _CLIP)
-    below = np.take(_BELOW, lengths)  # WINDOWS[below] <= length
-    d = np.take(WINDOWS, below)
-    upper = np.minimum(
-        np.take(flat, below * stride + starts), np.take(flat, below * stride + ends - d)
-    ).astype(np.int64)
-    above = np.take(_ABOVE, lengths)  # WINDOWS[above] >= length
-    lower = np.zeros(len(starts), dtype=np.int64)
-    has = above < len(WINDOWS)
-    if has.any():
-        a = above[has]
-        d = np.take(WINDOWS, a)
-        lower[has] = np.take(flat, a * stride + starts[has])
-        back = ends[has] - d
-        ok = back >= 0
-        alt = np.zeros(len(a), dtype=np.int64)
-        alt[ok] = np.take(flat, a[ok] * stride + back[ok])
-        lower[has] = np.maximum(lower[has], alt)
+    lengths = ends - starts
+    clipped = np.minimum(lengths, _CLIP)
+    row = starts * runs.shape[1]  # runs[t, i] is flat[t * n_windows + i]: one cache line per token
+    upper = np.take(flat, row + np.take(_BELOW, clipped)).astype(np.int64)
+    lower = np.take(flat, row + np.take(_ABOVE_CLAMPED, clipped)).astype(np.int64)
+    lower *= lengths <= WINDOWS[-1]
     if left or right:
-        n_on = runs[0]
+        n_on = runs[:, 0]
         if left:
             inside = starts > 0
             lower[inside] -= n_on[starts[inside] - 1]
