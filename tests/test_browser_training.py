@@ -14,8 +14,9 @@ from PIL import Image
 
 from deepvis_widgets._html import save_html
 from deepvis_widgets.widgets.projection import ProjectionView
+from deepvis_widgets.widgets.training import TrainingMonitor
 
-from .conftest import open_offline_page, wait_drawn
+from .conftest import distinct_colors, open_offline_page, wait_drawn
 
 pytestmark = pytest.mark.browser
 
@@ -112,4 +113,149 @@ def test_projection_colour_buttons_and_dark_theme(browser, tmp_path) -> None:
     by_error = _shot(chart)
     assert page.get_attribute("button[data-color-by=error]", "aria-pressed") == "true"
     assert _colors(by_error) < _colors(by_label), "two colours (right, wrong) instead of ten"
+    page.context.close()
+
+
+# --- TrainingMonitor ---------------------------------------------------------------------
+
+
+def _synthetic_monitor(n: int = 300, steps: int = 30, *, title: str = HOSTILE_TITLE, examples=True) -> TrainingMonitor:
+    """A monitor fed like a training loop: most examples learned at various speeds, 10% never."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    rng = np.random.default_rng(0)
+    hard = np.arange(n) % 10 == 0
+    speed = rng.uniform(0.12, 0.3, n)
+    mon = TrainingMonitor(
+        examples=d.images[:n] if examples else None,
+        example_ids=None if examples else np.arange(n),
+        labels=d.target[:n],
+        class_names=[f"{HOSTILE}{k}" for k in range(10)],
+        title=title,
+        max_updates_per_second=1000,
+    )
+    for k in range(steps):
+        step = 10 * k
+        loss = np.where(hard, 2.0 + 0.1 * rng.normal(size=n), 2.3 * np.exp(-speed * k) * np.exp(0.1 * rng.normal(size=n)))
+        mon.log(step, split="train", loss=float(loss.mean()))
+        mon.log(step, split=HOSTILE, loss=float(loss.mean() * 1.1))
+        mon.log_examples(step, np.arange(n), loss, preds=np.where(loss < 0.7, d.target[:n], 0))
+    mon.flush()
+    return mon
+
+
+def _accent_pixels(page, selector: str = ".dv-traj-canvas") -> int:
+    """Pixels of the trajectory canvas close to the light theme's accent (#1976d2)."""
+    return page.evaluate(
+        """sel => { const c = document.querySelector(sel); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let k = 0; for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - 25) < 40 && Math.abs(d[i+1] - 118) < 40 && d[i+2] > 150) k++; return k; }""",
+        selector,
+    )
+
+
+def test_monitor_draws_and_brushing_links_the_panels_both_ways(browser, tmp_path) -> None:
+    mon = _synthetic_monitor()
+    page, log, _ = _open(browser, tmp_path, mon)
+    assert page.inner_text(".dv-title") == HOSTILE_TITLE
+    assert distinct_colors(page, ".dv-traj-canvas") > 20, "trajectories drawn"
+    assert _colors(_shot(page.locator(".dv-train-curves"))) > 20, "curves drawn"
+    scatter = page.locator(".dv-train-scatter")
+    before = _shot(scatter)
+    assert _accent_pixels(page) == 0
+    # Brush the trajectories where only never-learned examples remain (high loss, late steps).
+    _drag(page, page.locator(".dv-traj-canvas"), 0.8, 0.03, 0.98, 0.2)
+    head = page.inner_text(".dv-train-selhead")
+    assert head.startswith("30 selected"), head  # exactly the 10% planted as never learned
+    assert _accent_pixels(page) > 100, "the brushed trajectories are highlighted"
+    assert np.abs(np.asarray(_shot(scatter), dtype=int) - np.asarray(before, dtype=int)).sum() > 0, "the scatter shows the selection"
+    cards = page.locator(".dv-train-cards .dv-example-card")
+    assert cards.count() == 30 and cards.locator("canvas.dv-example-thumb").count() == 30
+    assert f"label {HOSTILE}" in cards.first.inner_text() and page.query_selector(".dv-root img") is None
+    # The other way: box-select the well-learned corner of the scatter; the trajectory overlay follows.
+    page.click("text=clear selection")
+    assert _accent_pixels(page) == 0
+    _drag(page, scatter, 0.2, 0.75, 0.75, 0.95)
+    head = page.inner_text(".dv-train-selhead")
+    assert int(head.split()[0]) > 5
+    assert _accent_pixels(page) > 100
+    page.wait_for_timeout(200)
+    assert log.dialogs == [] and log.blocked == [] and log.errors == []
+    page.context.close()
+
+
+def test_monitor_png_export_and_layers_panel(browser, tmp_path) -> None:
+    import torch
+
+    mon = _synthetic_monitor(n=100, steps=10, title="export me")
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    with mon.track_layers(net, every=1):
+        for _ in range(6):
+            net(torch.randn(16, 4)).pow(2).mean().backward()
+    mon.flush()
+    page, _, _ = _open(browser, tmp_path, mon)
+    page.wait_for_selector(".dv-train-layers-section >> visible=true")
+    layers = page.locator(".dv-train-layers")
+    by_grad = _shot(layers)
+    page.click("button[data-metric=dead_fraction]")
+    page.wait_for_timeout(300)
+    assert np.abs(np.asarray(_shot(layers), dtype=int) - np.asarray(by_grad, dtype=int)).sum() > 0
+    with page.expect_download() as info:
+        page.click(".dv-toolbar .dv-button")
+    data = open(info.value.path(), "rb").read()
+    assert info.value.suggested_filename == "export-me.png" and data[:8] == b"\x89PNG\r\n\x1a\n"
+    height = int.from_bytes(data[20:24], "big")
+    assert height >= 220 + 320 + 320 + 150, "curves, scatter, trajectories and layers stacked"
+    page.context.close()
+
+
+def test_bokehjs_is_saved_and_evaluated_once_for_many_views(browser, tmp_path) -> None:
+    from deepvis_widgets.widgets.similarity import SimilarityMatrix
+
+    x = np.random.default_rng(1).normal(size=(120, 6))
+    one = _synthetic_monitor(n=50, steps=5, title="one")
+    views = [
+        one,
+        ProjectionView(x, title="p"),
+        SimilarityMatrix({"a": x, "b": np.tanh(x), f"{HOSTILE}": x[:, :2]}, title="s"),
+        _synthetic_monitor(n=50, steps=5, title="two"),
+        ProjectionView(x[:, :3], title="q"),
+    ]
+    single = tmp_path / "one.html"
+    save_html(single, one)
+    page, log, path = _open(browser, tmp_path, *views, name="five.html")
+    text = path.read_text(encoding="utf-8")
+    assert text.count(BOKEH_MARKER) == 1 and single.read_text(encoding="utf-8").count(BOKEH_MARKER) == 1
+    growth = path.stat().st_size - single.stat().st_size
+    print(f"save_html: 1 view {single.stat().st_size / 1e6:.2f} MB, 5 views {path.stat().st_size / 1e6:.2f} MB")
+    assert growth < 1_000_000, "four more chart views add far less than another copy of BokehJS (1.4 MB)"
+    assert page.evaluate("globalThis.__deepvis_bokeh.evaluations") == 1
+    assert page.locator(".dv-root[data-dv-drawn=true]").count() == 5
+    assert f"A {HOSTILE} × A {HOSTILE}" in page.inner_text(".dv-sim-readout"), "the default pair is the last layers"
+    assert page.query_selector(".dv-root img") is None and log.dialogs == []
+    page.context.close()
+
+
+def test_similarity_click_shows_the_pair(browser, tmp_path) -> None:
+    from deepvis_widgets.widgets.similarity import SimilarityMatrix
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(150, 5))
+    m = SimilarityMatrix({"x": x, HOSTILE: np.maximum(x, 0), "noise": rng.normal(size=(150, 3))}, labels=np.arange(150) % 3)
+    page, log, _ = _open(browser, tmp_path, m)
+    readout = page.locator(".dv-sim-readout")
+    assert readout.inner_text().startswith("A noise × A noise: linear CKA 1")
+    chart = page.locator(".dv-sim-chart")
+    before = _shot(chart)
+    # Click around the top left of the heatmap (rows x, relu; columns x, relu) until another cell is picked.
+    for fx, fy in [(0.17, 0.35), (0.2, 0.4), (0.25, 0.45), (0.15, 0.3)]:
+        box = chart.bounding_box()
+        page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+        if "noise × A noise" not in readout.inner_text():
+            break
+    page.mouse.move(0, 0)
+    text = readout.inner_text()
+    assert "noise × A noise" not in text and "linear CKA" in text, text
+    assert np.abs(np.asarray(_shot(chart), dtype=int) - np.asarray(before, dtype=int)).sum() > 0
+    assert log.dialogs == [] and page.query_selector(".dv-root img") is None
     page.context.close()

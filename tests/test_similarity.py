@@ -221,3 +221,54 @@ def test_capture_activations_leaves_the_model_unchanged() -> None:
         capture_activations(net, x, ["nope"])
     with pytest.raises(TypeError, match="inputs: expected a torch.Tensor"):
         capture_activations(net, x.numpy())
+
+
+# --- SimilarityMatrix (widget) ---------------------------------------------------------
+
+
+def test_similarity_widget_state_and_validation() -> None:
+    import traitlets
+
+    from deepvis_widgets._arrays import decode_array
+    from deepvis_widgets.widgets.similarity import SimilarityMatrix
+
+    rng = _rng(10)
+    x = rng.normal(size=(300, 6))
+    acts = {"<b>x</b>": x, "relu": np.maximum(x @ rng.normal(size=(6, 9)), 0), "noise": rng.normal(size=(300, 4))}
+    m = SimilarityMatrix(acts, labels=np.arange(300) % 3, max_points=100)
+    expected, _, _ = similarity_matrix(acts)
+    np.testing.assert_allclose(decode_array(m._matrix), expected, rtol=1e-6)
+    assert m.names_a == m.names_b == list(acts) and m.selected == (2, 2) and m.method == "linear CKA"
+    proj = decode_array(m._proj)
+    assert proj.shape == (6, 100, 2), "rows then columns: the same layers twice when comparing a model with itself"
+    assert isinstance(m.get_state()["_proj"]["buffer"], memoryview)
+    assert decode_array(m._labels).shape == (100,)
+    m.selected = (0, 1)
+    with pytest.raises(traitlets.TraitError, match=r"selected: expected \(row, col\) inside the 3x3 matrix, got \(3, 0\)"):
+        m.selected = (3, 0)
+    s = SimilarityMatrix(acts, {"a": x[:, :2]}, method="svcca", keep=2, names=("net", "probe"))
+    assert decode_array(s._matrix).shape == (3, 1) and s.model_names == ("net", "probe") and s.method == "SVCCA"
+    with pytest.raises(ValueError, match=r"labels: expected 300 labels \(one per example\), got 5"):
+        SimilarityMatrix(acts, labels=[0] * 5)
+    with pytest.raises(ValueError, match="max_points: expected at least 10"):
+        SimilarityMatrix(acts, max_points=3)
+    with pytest.raises(ValueError, match="activations_b: layer 'a' has 3 examples, expected 300"):
+        SimilarityMatrix(acts, {"a": x[:3]})
+
+
+def test_similarity_widget_from_models_across_checkpoints() -> None:
+    from deepvis_widgets._arrays import decode_array
+    from deepvis_widgets.widgets.similarity import SimilarityMatrix
+
+    torch.manual_seed(0)
+    a = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 4))
+    b = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 4))
+    b.load_state_dict(a.state_dict())
+    with torch.no_grad():
+        b[2].weight.mul_(-3.0)  # a scaled (and flipped) last layer: CKA cannot tell
+    x = torch.randn(200, 5)
+    m = SimilarityMatrix.from_models(a, x, b, names=("before", "after"))
+    mat = decode_array(m._matrix)
+    assert m.names_a == ["0", "2"] and mat.shape == (2, 2)
+    np.testing.assert_allclose(np.diag(mat), 1.0, atol=1e-5)
+    assert a.training and b.training and not a[0]._forward_hooks
