@@ -10,6 +10,7 @@ wins over them, so skip connections are included in the map.
 from __future__ import annotations
 
 import difflib
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from ._hooks import ModelSession
 __all__ = [
     "LayerChoice",
     "TokenGrid",
+    "cached_layer_choice",
     "describe_layer",
     "find_cam_layer",
     "find_gap_classifier",
@@ -63,6 +65,28 @@ def _first_tensor(output: Any) -> Tensor | None:
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
         return output[0]
     return None
+
+
+_CHOICES: weakref.WeakKeyDictionary[nn.Module, dict[Any, LayerChoice]] = weakref.WeakKeyDictionary()
+
+
+def cached_layer_choice(
+    model: nn.Module, key: Any, compute: Callable[[], LayerChoice]
+) -> LayerChoice:
+    """``compute()`` once per model and input shape: the layer search costs a forward pass.
+
+    A cached choice is used again only while its module is still at the same name in the model.
+    """
+    cached = _CHOICES.get(model, {}).get(key)
+    if cached is not None:
+        try:
+            if model.get_submodule(cached.name) is cached.module:
+                return cached
+        except AttributeError:
+            pass
+    choice = compute()
+    _CHOICES.setdefault(model, {})[key] = choice
+    return choice
 
 
 def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:

@@ -48,6 +48,7 @@ from ._forward import (
 from ._hooks import ModelSession, preserved_model
 from ._layers import (
     LayerChoice,
+    cached_layer_choice,
     describe_layer,
     find_cam_layer,
     find_gap_classifier,
@@ -149,26 +150,26 @@ def guard_model(session: ModelSession, model: nn.Module) -> None:
     ``module.input``/``module.output`` between the forward and the backward
     pass; an exception in between would leave them on the user's modules.
     """
-    saved = [
-        (
-            m,
-            set(vars(m)),
-            {name: set(getattr(m, name)) for name in _HOOK_DICTS if hasattr(m, name)},
-            getattr(m, "_is_full_backward_hook", None),
-        )
-        for m in model.modules()
-    ]
+    saved = []
+    for module in model.modules():
+        state = module.__dict__
+        hooks = {name: tuple(state[name]) for name in _HOOK_DICTS if state.get(name)}
+        saved.append((module, frozenset(state), hooks, state.get("_is_full_backward_hook")))
 
     def restore() -> None:
         for module, keys, hooks, full in saved:
-            for key in set(vars(module)) - keys:
-                del module.__dict__[key]
-            for name, ids in hooks.items():
-                current = getattr(module, name)
-                for hook_id in [k for k in current if k not in ids]:
-                    del current[hook_id]
-            if hasattr(module, "_is_full_backward_hook"):
-                module._is_full_backward_hook = full
+            state = module.__dict__
+            if len(state) != len(keys):
+                for key in [k for k in state if k not in keys]:
+                    del state[key]
+            for name in _HOOK_DICTS:
+                current = state.get(name)
+                if current:
+                    kept = hooks.get(name, ())
+                    for hook_id in [k for k in current if k not in kept]:
+                        del current[hook_id]
+            if "_is_full_backward_hook" in state:
+                state["_is_full_backward_hook"] = full
 
     session.on_exit(restore)
 
@@ -345,10 +346,16 @@ def attribute(
         choice: LayerChoice | None = None
         captum_layer: nn.Module | None = None
         if info is not None and info.uses_layer:
-            if layer is None:
-                choice = find_cam_layer(model, forward, inputs)
-            else:
-                choice = describe_layer(model, forward, inputs, *resolve_layer(model, layer))
+            named = resolve_layer(model, layer) if layer is not None else None
+            choice = cached_layer_choice(
+                model,
+                (tuple(inputs.shape[1:]), inputs.dtype, named[0] if named else None),
+                lambda: (
+                    find_cam_layer(model, forward, inputs)
+                    if named is None
+                    else describe_layer(model, forward, inputs, *named)
+                ),
+            )
             captum_layer = (
                 install_token_grid(session, choice) if choice.token_grid else choice.module
             )
