@@ -1,8 +1,9 @@
 """A small CNN on scikit-learn's 8x8 digits, upsampled to 32x32.
 
-Three 3x3 conv layers, global average pooling and one linear layer (so the
-original CAM applies as well as Grad-CAM): ~19k parameters. The last feature
-map is ``model.features[-1]`` (the ReLU after ``conv3``, 48 x 8 x 8).
+Four 3x3 conv layers (the last one dilated, so each of its outputs sees the
+whole digit), global average pooling and one linear layer, so the original
+CAM applies as well as Grad-CAM: ~20k parameters. The last feature map is the
+output of ``model.features[-1]`` (48 x 8 x 8).
 
 ``scripts/train_digits.py`` trains two copies: one on the true labels and one
 on randomly permuted training labels, the "label randomization" model of
@@ -86,7 +87,7 @@ def digits_data(test_fraction: float = 0.2) -> DigitsData:
 
 
 class DigitsCNN(nn.Module):
-    """conv(16)-pool-conv(32)-pool-conv(48)-GAP-linear(10) for 1 x 32 x 32 digits.
+    """conv(8)-pool-conv(16)-pool-conv(32)-dilated conv(48)-GAP-linear(10), 1 x 32 x 32 input.
 
     Example
     -------
@@ -97,13 +98,15 @@ class DigitsCNN(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1),
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1),
             nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1),
             nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 48, 3, padding=1),
+            nn.Conv2d(32, 48, 3, padding=2, dilation=2),
             nn.ReLU(),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -135,12 +138,12 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def train_digits(
-    epochs: int = 40,
+    epochs: int = 30,
     seed: int = 0,
     *,
     permuted_labels: bool = False,
     batch_size: int = 64,
-    lr: float = 3e-3,
+    lr: float = 1e-2,
 ) -> tuple[DigitsCNN, dict[str, Any]]:
     """Trains :class:`DigitsCNN` on :func:`digits_data`; deterministic for a seed.
 
@@ -153,7 +156,7 @@ def train_digits(
     permuted_labels
         Train on a random permutation of the training labels.
     batch_size, lr
-        Adam with a cosine schedule from ``lr`` to 0.
+        Adam with a one-cycle schedule peaking at ``lr``.
 
     Returns
     -------
@@ -178,7 +181,7 @@ def train_digits(
     n = len(y_train)
     steps = epochs * ((n + batch_size - 1) // batch_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     start = time.perf_counter()
     model.train()
     for _ in range(epochs):
@@ -213,9 +216,13 @@ def save_digits(model: DigitsCNN, path: Any) -> int:
 def digits_cnn(permuted_labels: bool = False) -> DigitsCNN:
     """The shipped digits CNN in eval mode.
 
-    Test accuracy on ``digits_data().x_test`` (359 images): 98.9% for the
-    model trained on true labels; about chance for the one trained on permuted
-    labels, which fits its shuffled training labels instead (see the tests).
+    Test accuracy on ``digits_data().x_test`` (359 images): 98.9% (train
+    99.7%) for the model trained on true labels (30 epochs, Adam, one-cycle to
+    lr 1e-2; ~10 s on an idle core, ~65 s on a heavily shared one). The
+    permuted-label copy (100 epochs at lr 2e-3) fits 29% of its shuffled
+    training labels (chance: 10%) and gets 13% of the true test labels: its
+    weights were shaped by labels unrelated to the images, the control of the
+    label-randomization check.
 
     Parameters
     ----------
