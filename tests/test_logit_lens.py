@@ -163,6 +163,12 @@ def test_smollm2_berlin_rises_to_the_top() -> None:
     assert berlin[-1, -1] == 0, "the model's answer is Berlin"
     assert berlin[1, -1] > 1000, "after the first layer Berlin is far down the list"
     assert res.vocab[int(res.top_ids[-1, -1, 0])] == " Berlin"
+    # The last row equals the model's own output ranks exactly, at every position.
+    ids = tok("The capital of Germany is", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0]
+    own = (logits > logits.gather(1, torch.as_tensor(res.target_ids)[:, None])).sum(1).numpy()
+    np.testing.assert_array_equal(res.ranks[-1], own)
 
 
 def test_model_restored_after_an_exception_half_way(tiny_lm) -> None:

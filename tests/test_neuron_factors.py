@@ -57,6 +57,11 @@ def test_nmf_reconstructs_and_leaves_the_model_alone(tiny_llama) -> None:
     assert res.factors.shape == (len(res.tokens), 4) and res.components.shape[0] == 4
     assert np.all(res.factors >= 0) and np.all(res.components >= 0)
     assert 0 <= res.reconstruction_error < 1
+    # The reported error is the real reconstruction error of the clipped activations.
+    acts, *_ = mlp_activations(model, tok, ["hello world", "def f(x): return x"])
+    clipped = np.maximum(acts, 0)
+    err = np.linalg.norm(clipped - res.factors @ res.components) / np.linalg.norm(clipped)
+    assert err == pytest.approx(res.reconstruction_error, rel=1e-3)
     top = res.top_neurons(0, 3)
     assert len(top) == 3 and top[0][2] >= top[1][2] >= top[2][2]
 

@@ -205,14 +205,16 @@ def logit_lens(
             logp = torch.log_softmax(logits, dim=-1)
             tgt = target[s:e]
             tl = logits.gather(1, tgt[:, None])
-            ranks[li, s:e] = (logits > tl).sum(1).cpu().numpy()
+            # Counting through float32 sums is ~2x faster than bool/int sums on CPU, exact below 2**24.
+            ranks[li, s:e] = (logits > tl).float().sum(1).cpu().numpy()
             probs[li, s:e] = logp.gather(1, tgt[:, None])[:, 0].exp().cpu().numpy()
             tp, ti = logp.topk(top_k, dim=-1)
             top_ids[li, s:e] = ti.cpu().numpy()
             top_probs[li, s:e] = tp.exp().cpu().numpy()
             if watch_ids:
                 wl = logits[:, w_index]  # (chunk, W)
-                w_ranks[:, li, s:e] = (logits[:, None, :] > wl[:, :, None]).sum(-1).T.cpu().numpy()
+                for wi in range(len(watch_ids)):
+                    w_ranks[wi, li, s:e] = (logits > wl[:, wi : wi + 1]).float().sum(1).cpu().numpy()
                 w_probs[:, li, s:e] = logp[:, w_index].exp().T.cpu().numpy()
     report("", None)
     # The last row must be the model's own prediction: a cheap end-to-end check of the lens.
