@@ -144,6 +144,10 @@ class _Backend(Protocol):
     n_tokens: int
     n_cells: int
 
+    def max_count(self) -> int:
+        """The largest number of selected cells on at one token."""
+        ...
+
     def count_runs(self, m: int, min_length: int) -> tuple[np.ndarray, np.ndarray]:
         """Maximal runs of at least ``min_length`` tokens where at least ``m`` selected cells are on."""
         ...
@@ -170,6 +174,16 @@ class _BitBackend:
         self._index = index
         self._cells = cells
         self._planes = bx.count_planes(index.cells, cells)
+
+    def max_count(self) -> int:
+        lo, hi = 0, len(self._cells)  # binary search: count >= lo somewhere, never > hi
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if bx.at_least(self._planes, mid).any():
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
 
     def count_runs(self, m: int, min_length: int) -> tuple[np.ndarray, np.ndarray]:
         return bx.runs(bx.at_least(self._planes, m), min_length)
@@ -203,6 +217,9 @@ class _DenseBackend:
         self._cells = cells
         on = np.asarray(values[:, cells], dtype=np.float32) >= self._threshold
         self._count = on.sum(axis=1)
+
+    def max_count(self) -> int:
+        return int(self._count.max())
 
     def count_runs(self, m: int, min_length: int) -> tuple[np.ndarray, np.ndarray]:
         ge = np.concatenate([[False], self._count >= m, [False]])
@@ -272,7 +289,7 @@ def match_cells(
     prev_keys = np.empty(0, dtype=np.int64)
     stop = 0
     levels = 0
-    for m in range(k, 0, -1):
+    for m in range(backend.max_count(), 0, -1):  # levels above the maximum have no runs
         levels += 1
         s, e = backend.count_runs(m, min_length if length is None else length)
         if length is not None:
