@@ -106,7 +106,7 @@ def test_ids_with_vocab_and_float16_memmap_used_without_copy(tmp_path):
     mm.flush()
     arr = np.load(path, mmap_mode="r")
     hs = HiddenStates(arr, np.array([2, 0, 1, 1, 0]), vocab=["x", "y", "z"])
-    assert isinstance(hs.values.base, np.memmap) or isinstance(hs.values, np.memmap)
+    assert isinstance(hs.values, np.memmap) and np.shares_memory(hs.values, arr)
     assert hs.tokens_in(0, 5) == ["z", "x", "y", "y", "x"]
 
 
@@ -586,6 +586,33 @@ def test_bidirectional_labels_and_all_layers():
     g = HiddenStates.from_model(net, torch.randint(0, 9, (2, 6)), kind="gates")
     assert g.shape == (12, 32) and g.cell_labels[16] == "l1.bwd.i0"
     assert g.vocab == tuple(str(i) for i in range(max(int(t) for t in g.vocab) + 1))
+
+
+def test_from_model_with_module_object_and_float_inputs():
+    torch.manual_seed(6)
+
+    class Counter(nn.Module):  # float inputs per step, like the counting-crossings GRU
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp = nn.Linear(1, 4)
+            self.gru = nn.GRU(4, 6, batch_first=True)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.gru(self.inp(x))[0]
+
+    model = Counter()
+    walks = torch.randn(3, 9, 1)
+    by_name = HiddenStates.from_model(model, walks, layer="gru")
+    by_module = HiddenStates.from_model(model, walks, layer=model.gru)
+    np.testing.assert_array_equal(np.asarray(by_name.values), np.asarray(by_module.values))
+    with torch.no_grad():
+        ref = model(walks).reshape(27, 6)
+    np.testing.assert_allclose(np.asarray(by_name.values, np.float32), ref.half().float().numpy(), atol=1e-3)
+    assert by_name.tokens_in(8, 11) == ["8", "0", "1"]  # step index within each sequence
+    labelled = HiddenStates.from_model(model, list(walks), tokens=[f"x{i}" for i in range(27)])
+    assert labelled.token(26) == "x26" and labelled.doc_starts.tolist() == [0, 9, 18]
+    with pytest.raises(ValueError, match="layer: the module given is not part of the model"):
+        HiddenStates.from_model(model, walks, layer=nn.GRU(4, 6))
 
 
 # ---------------------------------------------------------------------------------------
