@@ -290,9 +290,13 @@ class TextClassifierBundle(NamedTuple):
 def text_classifier() -> TextClassifierBundle:
     """The shipped code / comment / docstring line classifier (eval mode).
 
-    Held-out accuracy (lines of the 7 test modules, 5,188 lines, natural mix of
-    69% code, 12% comment, 20% docstring): see ``TEXT_CLASSIFIER_METRICS`` in
-    the tests and the training script's output; filled in below after training.
+    Held-out figures (all 5,188 non-blank lines of the 7 test modules, natural
+    mix of 69% code, 12% comment, 20% docstring; Python 3.11's stdlib):
+    accuracy 97.3%, balanced accuracy 98.1%; recall code 96.8%, comment 100%,
+    docstring 97.6%. Training accuracy 99.9% on 15,000 balanced lines
+    (6 epochs, ~1 min on an idle core, 5 min on a heavily shared one). The
+    comment class is nearly free (a line starting with ``#``); the errors are
+    code lines read as docstring prose and the reverse.
 
     Returns
     -------
