@@ -224,16 +224,19 @@ function build(ctx: ViewContext<LayerWalkTraits>): void {
     const [C, H, W] = row.block.shape;
     const py = row.peakAt[i * 2];
     const px = row.peakAt[i * 2 + 1];
-    c2.strokeStyle = "#ffeb3b";
-    c2.lineWidth = 2;
-    c2.beginPath();
-    c2.arc(((px + 0.5) / W) * bw, ((py + 0.5) / H) * bh, 5, 0, 2 * Math.PI);
-    c2.stroke();
+    // A ring that shows on any colormap: black outside, white inside.
+    for (const [color, width, r] of [["#000", 3, 6], ["#fff", 1.5, 6]] as [string, number, number][]) {
+      c2.strokeStyle = color;
+      c2.lineWidth = width;
+      c2.beginPath();
+      c2.arc(((px + 0.5) / W) * bw, ((py + 0.5) / H) * bh, r, 0, 2 * Math.PI);
+      c2.stroke();
+    }
     const lines = [
       `${row.block.name} · channel ${row.channels[i]} of ${C}`,
       `map ${H}×${W}${row.h !== H ? ` (drawn at ${row.h}×${row.w})` : ""}`,
       `peak ${formatValue(row.peaks[i])} at (${py}, ${px})`,
-      "yellow box: the input region around the peak",
+      "ring: the peak; yellow box on the input: the region around it",
     ];
     detailText.replaceChildren(...lines.map((text) => h("div", {}, text)));
     if (row.kernel && row.block.kernel_mode) {

@@ -310,6 +310,30 @@ def test_feature_vis_neuron_diversity_and_plain_pixels() -> None:
     assert plain.values[0, 0] > plain.start_values[0, 0]
 
 
+def test_redirected_relu_wakes_a_channel_that_is_off_at_the_start() -> None:
+    # Pre-activation = R + G + B - 2: about -0.5 for the grey start, so the ReLU passes no gradient.
+    net = nn.Sequential(nn.Conv2d(3, 1, 1), nn.ReLU(inplace=True))
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+        net[0].bias.fill_(-2.0)
+    stuck = feature_visualization(net, "1", 0, size=16, steps=50, transforms=False, redirect_relu=False)
+    assert stuck.values[0, 0] == 0 and stuck.start_values[0, 0] == 0
+    woken = feature_visualization(net, "1", 0, size=16, steps=50, transforms=False)
+    assert woken.values[0, 0] > 0.05, "the redirected gradient switches the unit on"
+    assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in net.modules()) == 0
+
+
+def test_redirected_clamp_gradient() -> None:
+    from deepvis_widgets.compute.feature_vis import _RedirectedClamp
+
+    x = torch.tensor([[-1.0, 2.0, 7.0], [-1.0, -2.0, 8.0]], requires_grad=True)
+    grad_out = torch.tensor([[-1.0, -1.0, -1.0], [-1.0, 1.0, 1.0]])
+    (g,) = torch.autograd.grad(_RedirectedClamp.apply(x, 0.0, 6.0), x, grad_out)
+    # Row 0 has an active unit: the plain clamp gradient. Row 1 is blocked everywhere: the gradient passes
+    # where it pushes x into [0, 6] (a larger -1, a smaller 8) and stops where it pushes x further out.
+    assert g.tolist() == [[0.0, -1.0, 0.0], [-1.0, 0.0, 1.0]]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
@@ -438,3 +462,16 @@ def test_lite0_walk_equals_hooks_and_names(lite0) -> None:
     radii = [layer.receptive_field.radius[0] for layer in walk.layers]
     assert radii[0] < radii[5] < radii[-1] and all(r <= 128 for r in radii)
     assert not math.isnan(radii[-1])
+
+
+def test_peak_positions_break_ties_at_the_centre_of_the_plateau() -> None:
+    from deepvis_widgets.compute.cnn import peak_positions
+
+    m = torch.zeros(2, 5, 7)
+    m[0, 1:4, 0:5] = 6.0  # a saturated plateau: first in memory order is (1, 0), its middle (2, 2)
+    m[1, 4, 6] = 1.0
+    values, y, x = peak_positions(m)
+    assert values.tolist() == [6.0, 1.0] and y.tolist() == [2, 4] and x.tolist() == [2, 6]
+    r = torch.randn(3, 4, 6, 7)
+    v, y, x = peak_positions(r)
+    assert torch.equal(v, r.flatten(2).max(2).values) and torch.equal(y * 7 + x, r.flatten(2).argmax(2))

@@ -261,21 +261,21 @@ def test_filter_grid_hostile_layer_names_are_text(browser, tmp_path) -> None:
 @browser_test
 def test_layer_walk_draws_and_outlines_the_peak_on_the_input(browser, tmp_path) -> None:
     image = torch.zeros(1, 1, 32, 32)
-    image[0, 0, 20:24, 4:8] = 1.0  # a bright square: channel 0 peaks here
+    image[0, 0, 20:23, 4:7] = 1.0  # a bright 3x3 square: channel 0 peaks at its middle, (21, 5)
     w = LayerWalk(spot_net(), image, title="spot")
     page, log = _open(browser, tmp_path, w)
     assert page.inner_text(".dv-walk-row-head").startswith("0 → 1 · 2×32×32")
-    assert tuple(canvas_pixel(page, ".dv-walk-input", 0.2, 0.69)[:3]) == (255, 255, 255), "bright square drawn"
+    assert tuple(canvas_pixel(page, ".dv-walk-input", 5.5 / 32, 21.5 / 32)[:3]) == (255, 255, 255), "bright square drawn"
     assert tuple(canvas_pixel(page, ".dv-walk-input", 0.8, 0.2)[:3]) == (0, 0, 0)
     assert _bbox_of_colour(page, ".dv-walk-input", YELLOW) is None, "no box before a click"
     assert distinct_colors(page, ".dv-walk-row-canvas") > 1
     box = page.query_selector(".dv-walk-row-canvas").bounding_box()
     page.mouse.click(box["x"] + 10, box["y"] + 10)  # channel 0
     text = page.inner_text(".dv-walk-detail-text")
-    assert "channel 0 of 2" in text and "peak 1 at (20, 4)" in text
+    assert "channel 0 of 2" in text and "peak 1 at (21, 5)" in text
     top, left, bottom, right = _bbox_of_colour(page, ".dv-walk-input", YELLOW)
-    # A 1x1 conv sees one pixel: the box is (20, 4)..(21, 5) of 32, give or take the 2 px stroke.
-    assert abs(top - 20 / 32) < 0.04 and abs(left - 4 / 32) < 0.04 and abs(bottom - 21 / 32) < 0.04 and abs(right - 5 / 32) < 0.04
+    # A 1x1 conv sees one pixel: the box is (21, 5)..(22, 6) of 32, give or take the 2 px stroke.
+    assert abs(top - 21 / 32) < 0.04 and abs(left - 5 / 32) < 0.04 and abs(bottom - 22 / 32) < 0.04 and abs(right - 6 / 32) < 0.04
     assert page.is_visible(".dv-walk-kernel")
     assert tuple(canvas_pixel(page, ".dv-walk-kernel", 0.5, 0.5)[:3]) == (103, 0, 31), "weight +1 at full red"
     assert "kernel of 0 (1×1, 1 input channel" in page.inner_text(".dv-walk-kernel-label")

@@ -47,6 +47,7 @@ __all__ = [
     "find_conv_blocks",
     "layer_walk",
     "model_device",
+    "peak_positions",
     "receptive_field",
     "resolve_conv_layer",
     "resolve_layer",
@@ -732,6 +733,32 @@ def layer_walk(
     return LayerWalkData(x[0].detach().to("cpu", torch.float32).numpy(), walked, out_np)
 
 
+def peak_positions(maps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Peak value and position ``(y, x)`` of each map in ``(..., H, W)``.
+
+    Ties (a ReLU6 saturated at 6 over a region) resolve to the tied position
+    nearest the ties' centroid, not to the first one in memory order.
+
+    Example
+    -------
+    >>> m = torch.zeros(1, 5, 5); m[0, 1:4, 0:3] = 6.0
+    >>> [int(t) for t in peak_positions(m)[1:]]
+    [2, 1]
+    """
+    h, w = maps.shape[-2:]
+    flat = maps.reshape(-1, h * w).float()
+    top = flat.max(1, keepdim=True).values
+    tied = (flat >= top - 1e-6 * top.abs().clamp(min=1)).float()
+    ys = torch.arange(h, device=maps.device).repeat_interleave(w).float()
+    xs = torch.arange(w, device=maps.device).repeat(h).float()
+    count = tied.sum(1, keepdim=True)
+    cy, cx = (tied * ys).sum(1, keepdim=True) / count, (tied * xs).sum(1, keepdim=True) / count
+    dist = (ys - cy) ** 2 + (xs - cx) ** 2 + (1 - tied) * 1e9
+    best = dist.argmin(1)
+    shape = maps.shape[:-2]
+    return top[:, 0].reshape(shape), (best // w).reshape(shape), (best % w).reshape(shape)
+
+
 # --- top-activating inputs ------------------------------------------------------------------------
 
 
@@ -836,10 +863,9 @@ def top_activating(
                 raise ValueError(f"layer: {name!r} does not output a (N, C, H, W) map (got {None if act is None else tuple(act.shape)})")
             if start == 0:
                 wanted = [check_channel(c, act.shape[1], f"layer {name!r}") for c in wanted]
-            flat = act[:, wanted].flatten(2)
-            v, i = flat.max(2)
+            v, py, px = peak_positions(act[:, wanted])
             peaks.append(v.float().cpu())
-            where.append(torch.stack([i // act.shape[-1], i % act.shape[-1]], 2).cpu())
+            where.append(torch.stack([py, px], 2).cpu())
             if progress is not None:
                 progress(min(start + batch_size, n), n)
     values = torch.cat(peaks).numpy()  # (N, channels)

@@ -226,6 +226,61 @@ def _positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+class _RedirectedClamp(torch.autograd.Function):
+    """clamp(x, lo, hi) whose gradient is redirected when the clamp blocks all of it (Lucid's redirected ReLU).
+
+    A channel that is off for the starting image (every input below 0) gets no
+    gradient through a ReLU, so optimisation cannot start. Lucid's fix: for an
+    image whose clamp gradient is zero everywhere, pass the gradient through
+    wherever it pushes ``x`` back into the active range.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, lo: float, hi: float) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.lo, ctx.hi = lo, hi
+        return x.clamp(lo, hi)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        (x,) = ctx.saved_tensors
+        blocked = (x < ctx.lo) | (x > ctx.hi)
+        plain = torch.where(blocked, torch.zeros_like(grad), grad)
+        # grad is d(loss)/d(out): grad < 0 asks for a larger x, grad > 0 for a smaller one.
+        wrong_way = ((x < ctx.lo) & (grad > 0)) | ((x > ctx.hi) & (grad < 0))
+        redirected = torch.where(wrong_way, torch.zeros_like(grad), grad)
+        alive = plain.reshape(len(x), -1).abs().amax(1) > 0
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        return torch.where(alive.reshape(shape), plain, redirected), None, None
+
+
+def _redirect_relus(model: nn.Module, session: Any) -> int:
+    """Routes every nn.ReLU / nn.ReLU6 / nn.Hardtanh of the model through :class:`_RedirectedClamp` for the session."""
+    count = 0
+    for module in model.modules():
+        if isinstance(module, nn.ReLU):
+            lo, hi = 0.0, math.inf
+        elif isinstance(module, nn.Hardtanh):  # includes nn.ReLU6
+            lo, hi = float(module.min_val), float(module.max_val)
+        else:
+            continue
+        saved: list[Tensor] = []
+
+        def pre(m: nn.Module, args: tuple[Any, ...], _saved: list[Tensor] = saved) -> Any:
+            _saved[:] = [args[0]]
+            # An in-place activation would overwrite the input we need: give it a copy.
+            return (args[0].clone(), *args[1:]) if getattr(m, "inplace", False) else None
+
+        def post(m: nn.Module, args: Any, out: Tensor, _saved: list[Tensor] = saved, _lo: float = lo, _hi: float = hi) -> Tensor:
+            x = _saved.pop()
+            return _RedirectedClamp.apply(x, _lo, _hi) if x.requires_grad else out
+
+        session.forward_pre_hook(module, pre)
+        session.forward_hook(module, post)
+        count += 1
+    return count
+
+
 class _Objective:
     """Reads the objective per image from a forward pass; shared by optimisation and evaluation."""
 
@@ -311,6 +366,7 @@ def feature_visualization(
     normalize: Callable[[Tensor], Tensor] | None = None,
     transforms: bool = True,
     decorrelate: bool = True,
+    redirect_relu: bool = True,
     channels: int | None = None,
     class_names: Sequence[str] | None = None,
     seed: int = 0,
@@ -351,6 +407,11 @@ def feature_visualization(
     decorrelate
         Fourier parameterisation with colour decorrelation (False: plain pixels
         through a sigmoid, for comparison).
+    redirect_relu
+        Lucid's redirected ReLU gradient: while an image's ``nn.ReLU``/``nn.ReLU6``
+        passes no gradient at all (a channel that is off for the grey start), let
+        it through where it would switch the unit on. Without it such channels
+        never move from 0.
     channels
         Input channels of the model (default: the first convolution's).
     class_names
@@ -398,6 +459,8 @@ def feature_visualization(
     with preserved_model(model) as session:
         for p in model.parameters():
             p.requires_grad_(False)
+        if redirect_relu:  # before the objective's hook, which must see the redirected output
+            _redirect_relus(model, session)
         if obj.module is not None:
             session.forward_hook(obj.module, obj.hook(stop=True))
         image = _make_image(batch, channels, height, width, decorrelate, g, device)
@@ -441,7 +504,7 @@ def feature_visualization(
         seconds=seconds,
         device=str(device),
         settings={"size": (height, width), "steps": steps, "lr": lr, "samples": samples, "diversity": diversity,
-                  "transforms": transforms, "decorrelate": decorrelate, "seed": seed},
+                  "transforms": transforms, "decorrelate": decorrelate, "redirect_relu": redirect_relu, "seed": seed},
     )
 
 

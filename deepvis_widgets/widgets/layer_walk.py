@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._arrays import encode_array
-from ..compute.cnn import LayerWalkData, WalkLayer, layer_walk
+from ..compute.cnn import LayerWalkData, WalkLayer, layer_walk, peak_positions
 from ..compute.feature_vis import display_image
 from ._base import DeepVisWidget
 
@@ -31,10 +31,12 @@ def _positive(value: Any, name: str, low: int) -> int:
 def _layer_payload(layer: WalkLayer, max_channels: int, max_side: int) -> dict[str, Any]:
     acts = layer.activations
     c, h, w = acts.shape
-    peaks = acts.reshape(c, -1).max(1)
-    argmax = acts.reshape(c, -1).argmax(1)
+    top, py, px = peak_positions(torch.from_numpy(acts))
+    peaks, py, px = top.numpy(), py.numpy(), px.numpy()
     if c > max_channels:
-        shown = np.sort(np.argsort(-peaks, kind="stable")[:max_channels])
+        # Strongest peak first; ties (ReLU6 saturates at 6) go to the higher mean activation.
+        means = acts.reshape(c, -1).mean(1)
+        shown = np.sort(np.lexsort((-means, -peaks))[:max_channels])
     else:
         shown = np.arange(c)
     maps = torch.from_numpy(acts[shown])
@@ -43,7 +45,7 @@ def _layer_payload(layer: WalkLayer, max_channels: int, max_side: int) -> dict[s
         maps = F.adaptive_avg_pool2d(maps[None], (max(1, round(h * f)), max(1, round(w * f))))[0]
     rf = layer.receptive_field
     ih, iw = rf.input_size
-    boxes = np.array([rf.box(int(a // w), int(a % w)) for a in argmax[shown]], np.float32)
+    boxes = np.array([rf.box(int(py[i]), int(px[i])) for i in shown], np.float32)
     boxes /= np.array([ih, iw, ih, iw], np.float32)  # fractions of the input
     out: dict[str, Any] = {
         "name": layer.block.name,
@@ -52,7 +54,7 @@ def _layer_payload(layer: WalkLayer, max_channels: int, max_side: int) -> dict[s
         "channels": encode_array(shown.astype(np.int32), "int32", name="channels"),
         "maps": encode_array(maps.numpy(), "uint8", name="activations"),
         "peaks": encode_array(peaks[shown], "float32", name="peaks"),
-        "peak_at": encode_array(np.stack([argmax[shown] // w, argmax[shown] % w], 1).astype(np.int32), "int32", name="peak_at"),
+        "peak_at": encode_array(np.stack([py[shown], px[shown]], 1).astype(np.int32), "int32", name="peak_at"),
         "boxes": encode_array(boxes, "float32", name="boxes"),
         "kernel_name": layer.block.conv or "",
     }
@@ -99,7 +101,7 @@ class LayerWalk(DeepVisWidget, entry="layer_walk"):
         Class names, to caption the input with the top predictions.
     max_channels
         Channels per block sent to the view; wider blocks send their strongest
-        (highest peak). Default 64.
+        (highest peak, ties broken by mean activation). Default 64.
     max_side
         Maps larger than this are average-pooled down for the thumbnails. Default 56.
     title
