@@ -1,8 +1,9 @@
 """Attribution benchmark: our wrapper next to Captum called directly, memory under a budget, occlusion batching.
 
-Run ``.venv/bin/python benchmarks/attribution.py`` (about 15 min on one CPU
-thread) or with ``--quick`` (about 2 min: one image, fewer steps, the memory
-runs stopped after their first passes).
+Run ``.venv/bin/python benchmarks/attribution.py`` (about 15 CPU minutes on
+one thread) or with ``--quick`` (about 3 CPU minutes: one image, fewer steps,
+the memory runs stopped after their first passes). Wall time is longer when
+other jobs share the cores.
 
 What it measures, on a ResNet-18-shaped CNN with random weights, 224x224
 images, one CPU thread:
@@ -239,7 +240,7 @@ def time_table(
                 "smoothgrad",
                 "integrated_gradients",
             )
-            reps = 1 if (expensive and n > 1) else 2 if expensive else 5
+            reps = 1 if (expensive and (n > 1 or quick)) else 2 if expensive else 3 if quick else 5
             ours_t, theirs_t = [], []
             options: dict[str, Any] = {}
             for rep in range(reps):

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from deepvis_widgets.compute import attribution as attribution_module
 from deepvis_widgets.compute._batching import FIXED_OVERHEAD, measure_footprint, parse_budget
-from deepvis_widgets.compute._forward import ForwardWrapper
+from deepvis_widgets.compute._forward import ForwardWrapper, output_scores
 from deepvis_widgets.compute._methods import lime_surrogate
 from deepvis_widgets.compute.attribution import (
     Attribution,
@@ -440,7 +440,7 @@ def _manual_token_gradcam(
     saved: list[Tensor] = []
     handle = module.register_forward_hook(lambda m, i, o: saved.append(o))
     try:
-        out = model(x)
+        out = output_scores(model(x))
     finally:
         handle.remove()
     acts = saved[0]
@@ -473,6 +473,30 @@ def test_automatic_layer_tiny_vit_mean_pooled(images: Tensor) -> None:
     assert result.layer == "norm"
     expected = _manual_token_gradcam(model, images, model.norm, 0, prefix=0)
     torch.testing.assert_close(result.raw, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_automatic_layer_transformers_vit() -> None:
+    transformers = pytest.importorskip("transformers")
+    config = transformers.ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=4,
+        attn_implementation="eager",
+    )
+    torch.manual_seed(0)
+    model = transformers.ViTForImageClassification(config).eval()
+    x = torch.rand(2, 3, 32, 32)
+    result = attribute(model, x, "gradcam", target=3)
+    # Not the key/value projections that follow it, though they get gradient too.
+    assert result.layer == "vit.layers.1.layernorm_before"
+    module = model.get_submodule(result.layer)
+    torch.testing.assert_close(
+        result.raw, _manual_token_gradcam(model, x, module, 3, prefix=1), rtol=1e-4, atol=1e-6
+    )
 
 
 def test_no_spatial_layer_lists_candidates() -> None:

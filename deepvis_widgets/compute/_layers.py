@@ -238,11 +238,18 @@ def _choose_token_layer(
         grads = tuple(torch.ones_like(r.tensor) for r in cands)  # type: ignore[arg-type]
     # With a class-token head, the patch tokens after the last attention reach
     # the output only through that token: their gradient is zero and Grad-CAM
-    # would be blank there.
-    for r, g in reversed(list(zip(cands, grads, strict=True))):
-        prefix, grid = _token_grid(r.shape, image_hw)  # type: ignore[misc]
-        if g is not None and bool(g[:, prefix:].abs().sum() > 0):
-            return LayerChoice(r.name, r.module, r.shape, token_grid=grid, prefix=prefix)
+    # would be blank there. Key/value projections inside the last attention do
+    # get gradient, but the map users expect is the stream entering it (the
+    # norm before attention), so linear projections are a last resort.
+    useful = [
+        (r, _token_grid(r.shape, image_hw))
+        for r, g in zip(cands, grads, strict=True)
+        if g is not None and bool(g[:, _token_grid(r.shape, image_hw)[0] :].abs().sum() > 0)  # type: ignore[index]
+    ]
+    ranked = [u for u in useful if not isinstance(u[0].module, nn.Linear)] or useful
+    if ranked:
+        r, (prefix, grid) = ranked[-1]  # type: ignore[misc]
+        return LayerChoice(r.name, r.module, r.shape, token_grid=grid, prefix=prefix)
     return None
 
 
