@@ -44,6 +44,7 @@ def _colors(img: Image.Image) -> int:
 
 
 def _drag(page, locator, fx0, fy0, fx1, fy1) -> None:
+    locator.scroll_into_view_if_needed()
     box = locator.bounding_box()
     page.mouse.move(box["x"] + box["width"] * fx0, box["y"] + box["height"] * fy0)
     page.mouse.down()
@@ -258,4 +259,206 @@ def test_similarity_click_shows_the_pair(browser, tmp_path) -> None:
     assert "noise × A noise" not in text and "linear CKA" in text, text
     assert np.abs(np.asarray(_shot(chart), dtype=int) - np.asarray(before, dtype=int)).sum() > 0
     assert log.dialogs == [] and page.query_selector(".dv-root img") is None
+    page.context.close()
+
+
+# --- exported notebook ---------------------------------------------------------------------
+
+_NB_SETUP = f"""
+import numpy as np
+from deepvis_widgets.widgets.training import TrainingMonitor
+from deepvis_widgets.widgets.projection import ProjectionView
+from deepvis_widgets.widgets.similarity import SimilarityMatrix
+rng = np.random.default_rng(0)
+n = 200
+hard = np.arange(n) % 10 == 0
+mon = TrainingMonitor(example_ids=np.arange(n), labels=np.arange(n) % 4, class_names=[{HOSTILE!r}] * 4, title="live")
+mon
+"""
+
+_NB_LOOP = """
+for step in range(50):
+    loss = np.where(hard, 2.0, 2.3 * np.exp(-0.15 * step)) * np.exp(0.05 * rng.normal(size=n))
+    mon.log(step, loss=float(loss.mean()))
+    mon.log_examples(step, np.arange(n), loss)
+"""
+
+_NB_OTHERS = """
+x = rng.normal(size=(150, 6))
+ProjectionView(x, labels=np.arange(150) % 3, title="projection")
+"""
+
+_NB_SIM = """
+SimilarityMatrix({"x": x, "tanh": np.tanh(x)}, title="similarity")
+"""
+
+
+@pytest.fixture(scope="module")
+def exported_notebook(tmp_path_factory):
+    import nbformat
+
+    from deepvis_widgets.export import execute_notebook, export_notebook
+
+    tmp = tmp_path_factory.mktemp("nb")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in (_NB_SETUP, _NB_LOOP, _NB_OTHERS, _NB_SIM)]
+    src = tmp / "training.ipynb"
+    nbformat.write(nb, src)
+    executed = execute_notebook(src)
+    saved = tmp / "executed.ipynb"
+    nbformat.write(executed, saved)
+    return {"saved": saved, "html": export_notebook(executed, tmp / "training.html")}
+
+
+def test_exported_notebook_keeps_the_loop_data_and_one_bokehjs(exported_notebook) -> None:
+    import base64
+    import json
+    import re
+
+    nb = json.loads(exported_notebook["saved"].read_text())
+    states = nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    loaders = [s for s in states.values() if "_bokeh_js" in s["state"]]
+    assert len(loaders) == 1, "one BokehLoader for three chart views"
+    (mon,) = [s for s in states.values() if s["state"].get("title") == "live"]
+    steps = [b for b in mon["buffers"] if b["path"] == ["_scalars", "steps", "buffer"]]
+    last = np.frombuffer(base64.b64decode(steps[0]["data"]), dtype="<f4")[-1]
+    assert last == 49, "the loop ran in a later cell; its last step reached the saved state"
+    html = exported_notebook["html"].read_text(encoding="utf-8")
+    assert len(re.findall(r"models\\?/tools\\?/inspectors\\?/hover_tool", html)) == 1
+
+
+def test_exported_notebook_renders_and_brushes_offline(browser, exported_notebook) -> None:
+    page, log = open_offline_page(browser)
+    page.goto(exported_notebook["html"].as_uri())
+    wait_drawn(page, 3, timeout=60_000)
+    assert page.evaluate("globalThis.__deepvis_bokeh.evaluations") == 1
+    assert distinct_colors(page, ".dv-traj-canvas") > 10
+    _drag(page, page.locator(".dv-traj-canvas"), 0.7, 0.02, 0.99, 0.25)
+    assert page.inner_text(".dv-train-selhead").startswith("20 selected")
+    assert f"label {HOSTILE}" in page.locator(".dv-train-cards").inner_text()
+    assert page.query_selector(".dv-root img") is None and log.dialogs == []
+    assert log.blocked == [], f"the page asked the network for {log.blocked}"
+    page.context.close()
+
+
+# --- live JupyterLab ------------------------------------------------------------------------
+
+_LAB_TOKEN = "deepvis-training-token"
+
+_LAB_DISPLAY = """
+import time, numpy as np
+from deepvis_widgets.widgets.training import TrainingMonitor
+n = 300
+hard = np.arange(n) % 10 == 0
+mon = TrainingMonitor(example_ids=np.arange(n), title="live loop")
+mon.observe(lambda ch: open("selected.txt", "w").write(repr(ch["new"])), "selected_ids")
+mon
+"""
+
+_LAB_LOOP = """
+rng = np.random.default_rng(0)
+for step in range(150):
+    loss = np.where(hard, 2.0, 2.3 * np.exp(-0.05 * step)) * np.exp(0.05 * rng.normal(size=n))
+    mon.log(step, loss=float(loss.mean()))
+    mon.log_examples(step, np.arange(n), loss)
+    time.sleep(0.05)
+open("loop_done.txt", "w").write(str(mon.updates_sent))
+"""
+
+
+@pytest.fixture(scope="module")
+def training_lab(tmp_path_factory):
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import nbformat
+
+    root = tmp_path_factory.mktemp("lab")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(_LAB_DISPLAY), nbformat.v4.new_code_cell(_LAB_LOOP)]
+    nbformat.write(nb, root / "training.ipynb")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+        f"--IdentityProvider.token={_LAB_TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+        f"--LabApp.user_settings_dir={root / '.settings'}", f"--LabApp.workspaces_dir={root / '.workspaces'}",
+    ]
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={_LAB_TOKEN}", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"JupyterLab did not start:\n{(root / 'server.log').read_text()[-3000:]}") from None
+                time.sleep(0.5)
+        yield {"base": base, "root": root}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.mark.lab
+def test_live_loop_updates_the_view_and_brushing_reaches_python(browser, training_lab) -> None:
+    import time
+    from pathlib import Path
+
+    page, log = open_offline_page(browser)
+    page.set_default_timeout(120_000)
+    page.goto(f"{training_lab['base']}/lab/tree/training.ipynb?token={_LAB_TOKEN}")
+    page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')")
+    deadline = time.time() + 120
+    while not page.evaluate(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
+        " && w.sessionContext.session.kernel.status === 'idle'); }"
+    ):
+        if page.query_selector(".jp-Dialog .jp-mod-accept"):
+            page.click(".jp-Dialog .jp-mod-accept")
+        assert time.time() < deadline, "kernel never became idle"
+        page.wait_for_timeout(500)
+    # Not awaited: the command's promise resolves only when every cell has run.
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    root = ".jp-OutputArea .dv-root"
+    # While the loop runs (7.5+ s), the view keeps receiving updates (throttled, so not one per step).
+    done = Path(training_lab["root"]) / "loop_done.txt"
+    seen = []
+    deadline = time.time() + 120
+    while not done.exists():
+        el = page.query_selector(root)
+        value = el.get_attribute("data-dv-updates") if el else None
+        if value is not None and (not seen or seen[-1] != value):
+            seen.append(value)
+        assert time.time() < deadline, "the loop never finished"
+        page.wait_for_timeout(100)
+    assert len(seen) >= 3, f"the view updated during the loop: {seen}; console: {log.errors[:8]}"
+    sent = int(done.read_text())
+    assert sent <= 10 * 7.5 * 3, f"{sent} updates for 150 steps: throttled"
+    # After the loop: the trajectories are drawn and brushing reaches the kernel.
+    page.wait_for_function("document.querySelector('.jp-OutputArea .dv-train-examples').style.display !== 'none'")
+    assert distinct_colors(page, ".jp-OutputArea .dv-traj-canvas") > 10
+    page.wait_for_timeout(500)
+    _drag(page, page.locator(".jp-OutputArea .dv-traj-canvas"), 0.75, 0.02, 0.99, 0.25)
+    sel = Path(training_lab["root"]) / "selected.txt"
+    deadline = time.time() + 30
+    while not sel.exists() or not sel.read_text():
+        assert time.time() < deadline, "the brush never reached the kernel"
+        time.sleep(0.2)
+    ids = eval(sel.read_text())
+    assert ids == list(range(0, 300, 10)), f"exactly the never-learned examples, got {ids}"
+    assert log.dialogs == []
     page.context.close()
