@@ -508,8 +508,19 @@ class HiddenStates:
 
         LSTMVis's "fast" mode scans only the first 500,000 tokens and ranks only
         the first 1,000 candidates found; this ranks every candidate of the
-        whole corpus. Only runs at levels ``k >= m`` are examined once ``top_k``
-        candidates with intersection ``>= m`` exist, which cannot change the result.
+        whole corpus. LSTMVis also thresholds ``tanh`` of the stored states by
+        default; here the stored values are compared as they are.
+
+        How (``method="index"``): the on/off bits at this threshold are packed
+        per cell and per token (built once, cached). Counts over the selected
+        cells are added as bit planes, runs come from bit masks, and levels
+        ``k`` below ``m`` are skipped once ``top_k`` candidates with
+        intersection ``>= m`` exist (no lower level can hold a better one).
+        Tables of "cells on throughout the next d tokens" bound every
+        candidate's union in O(1) (exactly when its length is a tabled d); the
+        union is computed only for candidates whose bounds leave them a chance
+        of reaching the top ``top_k``. None of this changes the result, which
+        equals ``method="scan"`` and a brute-force enumeration.
 
         Parameters
         ----------
