@@ -18,6 +18,17 @@ from .compute.attention import (
     top_k_edges,
 )
 from .compute.generation_saliency import generation_saliency
+from .compute.hidden_states import (
+    CellRanking,
+    GateTrace,
+    HiddenStates,
+    Matches,
+    Selection,
+    bracket_depth,
+    gate_trace,
+    indentation_depth,
+    inside_quotes,
+)
 from .compute.logit_lens import logit_lens
 from .compute.neuron_factors import neuron_factors
 from .widgets import ArrayHeatmap, DeepVisWidget, GenerationSaliency, LogitLens, NeuronFactors
@@ -25,16 +36,25 @@ from .widgets import ArrayHeatmap, DeepVisWidget, GenerationSaliency, LogitLens,
 __all__ = [
     "ArrayHeatmap",
     "AttentionData",
+    "CellRanking",
     "DeepVisWidget",
+    "GateTrace",
     "GenerationSaliency",
+    "HiddenStates",
     "LogitLens",
+    "Matches",
     "NeuronFactors",
+    "Selection",
     "__version__",
     "attention_from_model",
     "attention_rollout",
+    "bracket_depth",
     "capture_attention",
+    "gate_trace",
     "generation_saliency",
     "head_summary",
+    "indentation_depth",
+    "inside_quotes",
     "logit_lens",
     "neuron_factors",
     "query_key",
