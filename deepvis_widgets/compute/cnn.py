@@ -307,10 +307,7 @@ def conv_filters(model: nn.Module, layer: str | nn.Module | None = None, *, mode
     """
     if mode not in ("auto", "rgb", "channels", "summary"):
         raise ValueError(f"mode: expected 'auto', 'rgb', 'channels' or 'summary', got {mode!r}")
-    if isinstance(model, nn.Conv2d) and layer is None:
-        name, conv = "", model
-    else:
-        name, conv = resolve_conv_layer(model, layer)
+    name, conv = resolve_conv_layer(model, layer)
     w = conv.weight.detach().to("cpu", torch.float32)
     _, per_group, kh, kw = w.shape
     if mode == "auto":
@@ -583,8 +580,11 @@ def receptive_field(model: nn.Module, layer: str | nn.Module, example: Tensor, *
     Example
     -------
     >>> net = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 3, padding=1))
-    >>> receptive_field(net, "1", torch.randn(1, 1, 16, 16), mass=1.0).radius
-    (2.5, 2.5)
+    >>> for conv in net:
+    ...     _ = nn.init.constant_(conv.weight, 0.5)
+    >>> rf = receptive_field(net, "1", torch.randn(1, 1, 16, 16), mass=1.0)
+    >>> rf.radius, rf.box(8, 8)  # two 3x3 convolutions see 5x5 pixels
+    ((2.5, 2.5), (6.0, 6.0, 11.0, 11.0))
     """
     if not 0 < mass <= 1:
         raise ValueError(f"mass: expected a fraction in (0, 1], got {mass!r}")

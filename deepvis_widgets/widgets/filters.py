@@ -96,7 +96,7 @@ class FilterGrid(DeepVisWidget, entry="filters"):
         f = conv_filters(model, layer, mode=mode)
         self._model = model
         self._mode_arg = mode
-        names = [n for n, _ in conv_layers(model)] if not (isinstance(model, nn.Conv2d) and layer is None) else [""]
+        names = [n for n, _ in conv_layers(model)]
         super().__init__(
             **_payload(f),
             layers=names,
