@@ -83,6 +83,14 @@ def _bbox_of_colour(page, selector: str, rgb: tuple[int, int, int], tol: int = 1
     )
 
 
+def _assert_png_download(page, name: str) -> None:
+    with page.expect_download() as info:
+        page.click(".dv-toolbar .dv-button")
+    assert info.value.suggested_filename == name
+    data = open(info.value.path(), "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(data[16:20], "big") > 200
+
+
 # --- Python side ------------------------------------------------------------------------------
 
 
@@ -281,6 +289,7 @@ def test_layer_walk_draws_and_outlines_the_peak_on_the_input(browser, tmp_path) 
     assert "kernel of 0 (1×1, 1 input channel" in page.inner_text(".dv-walk-kernel-label")
     big = distinct_colors(page, ".dv-walk-big")
     assert big > 2
+    _assert_png_download(page, "spot.png")
     assert log.blocked == [] and log.errors == []
     page.context.close()
 
@@ -334,6 +343,7 @@ def test_feature_vis_view_draws_enlarges_and_keeps_labels_as_text(browser, tmp_p
     page.click(".dv-fv-example >> nth=0")
     assert page.inner_text(".dv-fv-big-text").endswith(f"top-activating example 1: {HOSTILE} · 3")
     assert distinct_colors(page, ".dv-fv-spark") > 2
+    _assert_png_download(page, "fv.png")
     page.wait_for_timeout(200)
     assert page.query_selector("img") is None and log.dialogs == [] and log.blocked == [] and log.errors == []
     page.context.close()
