@@ -244,12 +244,16 @@ class _RedirectedClamp(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
         (x,) = ctx.saved_tensors
-        blocked = (x < ctx.lo) | (x > ctx.hi)
-        plain = torch.where(blocked, torch.zeros_like(grad), grad)
+        if math.isinf(ctx.hi):
+            plain = torch.ops.aten.threshold_backward(grad, x, ctx.lo)
+        else:
+            plain = torch.ops.aten.hardtanh_backward(grad, x, ctx.lo, ctx.hi)
+        alive = plain.flatten(1).ne(0).any(1)
+        if bool(alive.all()):  # the usual case once optimisation is under way
+            return plain, None, None
         # grad is d(loss)/d(out): grad < 0 asks for a larger x, grad > 0 for a smaller one.
         wrong_way = ((x < ctx.lo) & (grad > 0)) | ((x > ctx.hi) & (grad < 0))
-        redirected = torch.where(wrong_way, torch.zeros_like(grad), grad)
-        alive = plain.reshape(len(x), -1).abs().amax(1) > 0
+        redirected = grad.masked_fill(wrong_way, 0.0)
         shape = (-1,) + (1,) * (x.ndim - 1)
         return torch.where(alive.reshape(shape), plain, redirected), None, None
 
