@@ -200,6 +200,7 @@ function build(ctx: ViewContext<ModelViewTraits>): void {
   const syncPanel = () => {
     const sel = model.get("selected");
     panel.style.display = sel ? "" : "none";
+    lines.setActive(!!sel);
     if (sel) setText(panelTitle, `Layer ${sel[0]}, head ${sel[1]} (toggle more heads or pick another layer below)`);
   };
 
@@ -285,7 +286,7 @@ function build(ctx: ViewContext<ModelViewTraits>): void {
     return out;
   });
 
-  lines.update();
+  lines.setActive(false);
   layoutGrid();
   syncPanel();
   ctx.root.dataset.dvRenderMs = (performance.now() - t0).toFixed(1);

@@ -114,6 +114,7 @@ function build(ctx: ViewContext<NeuronViewTraits>): void {
   let scores = new Float32Array(0);
   let probs = new Float32Array(0);
   let prod = new Float32Array(0);
+  let qMax = 1;
   let vecMax = 1;
   let prodMax = 1;
   let scoreMax = 1;
@@ -143,8 +144,10 @@ function build(ctx: ViewContext<NeuronViewTraits>): void {
     prod = new Float32Array(nk * d);
     scores = new Float32Array(nk);
     probs = new Float32Array(nk);
+    // The query and the keys each get their own symmetric colour range (keys are often much larger).
+    qMax = 0;
     vecMax = 0;
-    for (let c = 0; c < d; c++) vecMax = Math.max(vecMax, Math.abs(qi[c]));
+    for (let c = 0; c < d; c++) qMax = Math.max(qMax, Math.abs(qi[c]));
     for (let x = 0; x < hd.k.length; x++) vecMax = Math.max(vecMax, Math.abs(hd.k[x]));
     prodMax = 0;
     let top = -Infinity;
@@ -168,6 +171,7 @@ function build(ctx: ViewContext<NeuronViewTraits>): void {
       scoreMax = Math.max(scoreMax, Math.abs(scores[j]));
     }
     for (let j = 0; j < nk; j++) probs[j] = Number.isNaN(scores[j]) ? NaN : probs[j] / sum;
+    qMax ||= 1;
     vecMax ||= 1;
     prodMax ||= 1;
     scoreMax ||= 1;
@@ -204,7 +208,7 @@ function build(ctx: ViewContext<NeuronViewTraits>): void {
     c.fillText("q · k × scaling", xScore() + SCORE_TEXT - 40, 0);
     c.fillText("softmax", xSoft(), 0);
     for (let x = 0; x < cur.d; x++) {
-      c.fillStyle = color(cur.q[i * cur.d + x], vecMax);
+      c.fillStyle = color(cur.q[i * cur.d + x], qMax);
       c.fillRect(xKey + x * cellW, 16, Math.max(cellW - (cellW > 3 ? 1 : 0), 1), 16);
     }
   };

@@ -219,7 +219,7 @@ class _AttentionView(DeepVisWidget):
         help="Special tokens ([CLS], [SEP], padding, bos, eos): shown, dimmed or hidden. Default 'show'.",
     ).tag(sync=True)
     max_lines = t.Int(
-        10_000, help="Most lines drawn at once; the faintest are left out beyond it. Default 10000."
+        5_000, help="Most lines drawn at once; the faintest are left out beyond it. Default 5000."
     ).tag(sync=True)
 
     def __init__(

@@ -20,8 +20,8 @@ import { TokenColumn, displayToken, tokenWidth, type Row } from "./token_column"
 
 /** Opacity steps: a line's opacity is its weight rounded to 1/LEVELS. */
 const LEVELS = 64;
-/** Weights below this are never drawn (opacity under 0.4%). */
-const MIN_WEIGHT = 0.004;
+/** Weights below this are never drawn: a line at 1% opacity is invisible on its own. */
+const MIN_WEIGHT = 0.01;
 const LINES_WIDTH = 240;
 const MAX_VIEW_HEIGHT = 600;
 const FONT = "12px sans-serif";
@@ -103,6 +103,10 @@ export class HeadLines<T extends AttentionTraits> {
   private linesDrawn = 0;
   private generation = 0;
   private raster: LineRaster | null = null;
+  private candidateCache = new WeakMap<Layer, Int32Array>();
+  private layoutKey = "";
+  private active = true;
+  private stale = true;
 
   constructor(
     private readonly ctx: ViewContext<T>,
@@ -178,18 +182,31 @@ export class HeadLines<T extends AttentionTraits> {
     });
   }
 
+  /** A hidden view (the model view's panel before a click) does no work until shown. */
+  setActive(active: boolean): void {
+    this.active = active;
+    if (active && this.stale) this.update();
+  }
+
   // State -> layout ---------------------------------------------------------------
   /** Re-reads every trait, lays the tokens out, fetches the layer if needed and draws. */
   update(): void {
+    if (!this.active) {
+      this.stale = true;
+      return;
+    }
+    this.stale = false;
     const model = this.ctx.model;
     this.meta = this.store.meta(model.get("stack"));
     const m = this.meta;
     this.layerIndex = Math.max(0, Math.min(model.get("layer"), m.layer_names.length - 1));
-    this.syncControls();
-    this.layout();
     this.focus = null;
     this.exact = null;
+    this.focusW = null;
+    this.focusH = null;
     this.edges = null;
+    this.syncControls();
+    this.layout();
     const gen = ++this.generation;
     const stack = m.name;
     const layer = this.layerIndex;
@@ -306,6 +323,14 @@ export class HeadLines<T extends AttentionTraits> {
 
   private layout(): void {
     const m = this.meta;
+    // Rows depend only on the stack, the sentence filter and hidden specials: a layer switch keeps them.
+    const key = `${m.name}\u0000${this.ctx.model.get("sentence_filter")}\u0000${this.ctx.model.get("special")}`;
+    if (key === this.layoutKey) {
+      this.left.restyle();
+      this.right.restyle();
+      return;
+    }
+    this.layoutKey = key;
     const [keepL, keepR] = m.cross || m.sentence_b === null ? ["all", "all"] : sides(this.ctx.model.get("sentence_filter"));
     const hide = this.ctx.model.get("special") === "hide";
     const [posL, rowsL] = placeTokens(m.tokens, m.special, m.cross ? null : m.sentence_b, keepL, hide);
@@ -349,7 +374,43 @@ export class HeadLines<T extends AttentionTraits> {
     return this.meta.special[i] || this.meta.special_k[j] ? DIM : 1;
   }
 
-  /** Picks the lines to draw: every visible weight above the cut that keeps them under max_lines. */
+  /**
+   * Every weight of a layer worth drawing (>= MIN_WEIGHT), strongest first, as flat indices into
+   * its (heads, q, width) bytes. One pass over the layer on its first visit; after that, toggling
+   * heads, filtering sentences or hiding special tokens only walks this list.
+   */
+  private candidates(L: Layer): Int32Array {
+    const cached = this.candidateCache.get(L);
+    if (cached) return cached;
+    const { bytes, table } = L;
+    let minByte = 0;
+    while (minByte < 255 && !(table[minByte] >= MIN_WEIGHT)) minByte++;
+    const count = new Int32Array(257);
+    let n = 0;
+    for (let x = 0; x < bytes.length; x++) {
+      const b = bytes[x];
+      if (b >= minByte && b !== 255) {
+        count[b]++;
+        n++;
+      }
+    }
+    // Counting sort, strongest byte first.
+    const at = new Int32Array(256);
+    let acc = 0;
+    for (let b = 254; b >= 0; b--) {
+      at[b] = acc;
+      acc += count[b];
+    }
+    const out = new Int32Array(n);
+    for (let x = 0; x < bytes.length; x++) {
+      const b = bytes[x];
+      if (b >= minByte && b !== 255) out[at[b]++] = x;
+    }
+    this.candidateCache.set(L, out);
+    return out;
+  }
+
+  /** Picks the lines to draw: the strongest visible weights, at most max_lines of them. */
   private prepare(): void {
     const L = this.layer;
     if (!L) return;
@@ -358,56 +419,45 @@ export class HeadLines<T extends AttentionTraits> {
     const { q, width, bytes, index, table } = L;
     const posL = this.posL;
     const posR = this.posR;
-    const hist = new Float64Array(256);
-    for (const hd of heads) {
-      for (let i = 0; i < q; i++) {
-        if (posL[i] < 0) continue;
-        const base = (hd * q + i) * width;
-        for (let s = 0; s < width; s++) {
-          const j = index ? index[base + s] : s;
-          if (posR[j] >= 0) hist[bytes[base + s]]++;
-        }
-      }
-    }
+    const slotOf = new Int32Array(L.heads).fill(-1);
+    heads.forEach((hd, slot) => {
+      if (hd < L.heads) slotOf[hd] = slot;
+    });
     const budget = Math.max(1, this.ctx.model.get("max_lines"));
-    let cut = 255;
-    let kept = 0;
-    let candidates = 0;
-    for (let b = 254; b >= 0; b--) {
-      if (!(table[b] >= MIN_WEIGHT)) continue;
-      candidates += hist[b];
-    }
-    for (let b = 254; b >= 0; b--) {
-      if (!(table[b] >= MIN_WEIGHT)) break;
-      if (kept + hist[b] > budget) break;
-      kept += hist[b];
-      cut = b;
-    }
+    const dim = this.ctx.model.get("special") === "dim";
+    const specialQ = this.meta.special;
+    const specialK = this.meta.special_k;
+    const cand = this.candidates(L);
+    const perHead = q * width;
     const nb = heads.length * LEVELS;
     const count = new Int32Array(nb + 1);
-    const tmpL = new Int32Array(kept);
-    const tmpR = new Int32Array(kept);
-    const tmpB = new Int32Array(kept);
+    const tmpL = new Int32Array(Math.min(budget, cand.length));
+    const tmpR = new Int32Array(tmpL.length);
+    const tmpB = new Int32Array(tmpL.length);
     let n = 0;
-    heads.forEach((hd, slot) => {
-      for (let i = 0; i < q; i++) {
-        if (posL[i] < 0) continue;
-        const base = (hd * q + i) * width;
-        for (let s = 0; s < width; s++) {
-          const byte = bytes[base + s];
-          if (byte < cut || byte === 255) continue;
-          const j = index ? index[base + s] : s;
-          if (posR[j] < 0 || n >= kept) continue;
-          const alpha = table[byte] * this.specialWeight(i, j);
-          const level = Math.max(1, Math.min(LEVELS, Math.round(alpha * LEVELS)));
-          tmpL[n] = posL[i];
-          tmpR[n] = posR[j];
-          tmpB[n] = slot * LEVELS + level - 1;
-          count[tmpB[n] + 1]++;
-          n++;
-        }
-      }
-    });
+    let visible = 0;
+    let weakest = Infinity;
+    for (let c = 0; c < cand.length; c++) {
+      const x = cand[c];
+      const hd = (x / perHead) | 0;
+      const slot = slotOf[hd];
+      if (slot < 0) continue;
+      const rest = x - hd * perHead;
+      const i = (rest / width) | 0;
+      const j = index ? index[x] : rest - i * width;
+      if (posL[i] < 0 || posR[j] < 0) continue;
+      visible++;
+      if (n >= tmpL.length) continue;
+      const w = table[bytes[x]];
+      weakest = w;
+      const alpha = dim && (specialQ[i] || specialK[j]) ? w * DIM : w;
+      const level = Math.max(1, Math.min(LEVELS, Math.round(alpha * LEVELS)));
+      tmpL[n] = posL[i];
+      tmpR[n] = posR[j];
+      tmpB[n] = slot * LEVELS + level - 1;
+      count[tmpB[n] + 1]++;
+      n++;
+    }
     for (let b = 0; b < nb; b++) count[b + 1] += count[b];
     const start = count.slice();
     const rowL = new Int32Array(n);
@@ -418,7 +468,7 @@ export class HeadLines<T extends AttentionTraits> {
       rowL[at] = tmpL[e];
       rowR[at] = tmpR[e];
     }
-    this.edges = { start, rowL, rowR, heads, candidates, threshold: cut === 255 ? Infinity : table[cut] };
+    this.edges = { start, rowL, rowR, heads, candidates: visible, threshold: weakest };
   }
 
   // Focus ------------------------------------------------------------------------

@@ -52,17 +52,20 @@ export class LineRaster {
     } else if (v0 + half < 0 || v0 - half > vMax) {
       return;
     }
+    // Steep lines step one row at a time and cover neighbouring columns; flat ones the reverse.
+    const stride = steep ? 4 : W * 4;
+    const along = steep ? W * 4 : 4;
     for (let u = start; u <= end; u++) {
       const c = v0 + m * (u + 0.5 - u0);
       const lo = c - half;
       const hi = c + half;
-      const p0 = Math.max(0, Math.floor(lo));
-      const p1 = Math.min(vMax - 1, Math.floor(hi));
-      for (let p = p0; p <= p1; p++) {
-        const cover = Math.min(hi, p + 1) - Math.max(lo, p);
+      let p = lo > 0 ? lo | 0 : 0;
+      const last = hi < vMax ? hi | 0 : vMax - 1;
+      let o = u * along + p * stride;
+      for (; p <= last; p++, o += stride) {
+        const cover = (p + 1 < hi ? p + 1 : hi) - (p > lo ? p : lo);
         if (cover <= 0) continue;
-        const k = a * (cover > 1 ? 1 : cover);
-        const o = (steep ? u * W + p : p * W + u) * 4;
+        const k = cover >= 1 ? a : a * cover;
         const keep = 1 - k;
         acc[o] = acc[o] * keep + r * k;
         acc[o + 1] = acc[o + 1] * keep + g * k;
