@@ -17,6 +17,8 @@ from .compute.attention import (
     query_key,
     top_k_edges,
 )
+from .compute.cnn import top_activating
+from .compute.feature_vis import feature_visualization
 from .compute.generation_saliency import generation_saliency
 from .compute.hidden_states import (
     CellRanking,
@@ -31,16 +33,28 @@ from .compute.hidden_states import (
 )
 from .compute.logit_lens import logit_lens
 from .compute.neuron_factors import neuron_factors
-from .widgets import ArrayHeatmap, DeepVisWidget, GenerationSaliency, LogitLens, NeuronFactors
+from .widgets import (
+    ArrayHeatmap,
+    DeepVisWidget,
+    FeatureVisView,
+    FilterGrid,
+    GenerationSaliency,
+    LayerWalk,
+    LogitLens,
+    NeuronFactors,
+)
 
 __all__ = [
     "ArrayHeatmap",
     "AttentionData",
     "CellRanking",
     "DeepVisWidget",
+    "FeatureVisView",
+    "FilterGrid",
     "GateTrace",
     "GenerationSaliency",
     "HiddenStates",
+    "LayerWalk",
     "LogitLens",
     "Matches",
     "NeuronFactors",
@@ -50,6 +64,7 @@ __all__ = [
     "attention_rollout",
     "bracket_depth",
     "capture_attention",
+    "feature_visualization",
     "gate_trace",
     "generation_saliency",
     "head_summary",
@@ -59,5 +74,6 @@ __all__ = [
     "neuron_factors",
     "query_key",
     "save_html",
+    "top_activating",
     "top_k_edges",
 ]

@@ -1,9 +1,12 @@
 """Widget classes: trait schemas and thin glue over compute/ (never pixels)."""
 
 from ._base import DeepVisWidget
+from .feature_vis import FeatureVisView
+from .filters import FilterGrid
 from .generation_saliency import GenerationSaliency
 from .heatmap import ArrayHeatmap
+from .layer_walk import LayerWalk
 from .logit_lens import LogitLens
 from .neuron_factors import NeuronFactors
 
-__all__ = ["ArrayHeatmap", "DeepVisWidget", "GenerationSaliency", "LogitLens", "NeuronFactors"]
+__all__ = ["ArrayHeatmap", "DeepVisWidget", "FeatureVisView", "FilterGrid", "GenerationSaliency", "LayerWalk", "LogitLens", "NeuronFactors"]
