@@ -317,6 +317,7 @@ def verdict_details(
         raise ValueError(f"threshold: expected a similarity between -1 and 1, got {threshold!r}")
     means = result.mean(metric)
     n_steps = len(result.steps) - 1
+    change = "as the model is randomized"
     if result.mode == "cascading":
         where = f"on average over {n_steps} cascading steps, from the output block to all blocks"
         values = _nanmean(means[:, 1:], axis=1)
@@ -324,6 +325,7 @@ def verdict_details(
         where = f"on average over {n_steps} single-block re-initialisations"
         values = _nanmean(means[:, 1:], axis=1)
     else:
+        change = "when the model learns permuted labels"
         where = "for the model trained on permuted labels"
         values = means[:, -1]
     out = []
@@ -336,7 +338,7 @@ def verdict_details(
         elif value < threshold:
             passed = True
             text = (
-                f"{label}: the map changes as the model is randomized ({name} with the original "
+                f"{label}: the map changes {change} ({name} with the original "
                 f"{value:.2f} {where}; passes below {threshold:g})."
             )
         else:
