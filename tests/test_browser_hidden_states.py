@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepvis_widgets.compute.hidden_states import HiddenStates
+from deepvis_widgets.compute.hidden_states import GateTrace, HiddenStates
+from deepvis_widgets.widgets.cell_text import CellOverText
+from deepvis_widgets.widgets.gate_view import GateView
 from deepvis_widgets.widgets.hidden_state_explorer import HiddenStateExplorer
 
-from .conftest import distinct_colors, open_offline_page, wait_drawn
-from .test_hidden_state_views import HOSTILE, planted
+from .conftest import canvas_pixel, distinct_colors, open_offline_page, wait_drawn
+from .test_hidden_state_views import HOSTILE, QUOTED, planted, quote_states
 
 pytestmark = pytest.mark.browser
 
@@ -165,4 +167,74 @@ def test_scrolling_100k_tokens_draws_only_the_window(browser, tmp_path) -> None:
     # headless on a shared core, where requestAnimationFrame itself paces the loop).
     assert stats["median"] < 12 and stats["p90"] < 30, stats
     assert log.errors == []
+    page.context.close()
+
+
+def _bg(page, selector: str) -> tuple[int, int, int]:
+    rgb = page.evaluate(f"() => getComputedStyle(document.querySelector({selector!r})).backgroundColor")
+    return tuple(int(float(v)) for v in rgb[rgb.index("(") + 1 : -1].split(",")[:3])
+
+
+def test_cell_over_text_colours_the_text_and_switches_cells(browser, tmp_path) -> None:
+    hs = quote_states()
+    w = CellOverText(hs, indicator="inside_quotes", top=5, title=HOSTILE)
+    page, log = _open(browser, w, tmp_path)
+    assert page.inner_text(".dv-title") == HOSTILE and page.query_selector(".dv-root img") is None
+    assert page.eval_on_selector_all(".dv-cot-tok", "els => els.length") == len(QUOTED)
+    assert page.inner_text(".dv-cot-tok[data-i='3']") == HOSTILE
+    assert page.eval_on_selector_all(".dv-cot-item", "els => els.map(e => Number(e.dataset.cell))") == [d["cell"] for d in w.ranked]
+    assert page.get_attribute(".dv-cot-text", "data-cell") == "5"
+    # Cell 5: red inside the quotes of 's = "v0"', blue outside.
+    quote = QUOTED.index('"v0"') + 1
+    r, g, b = _bg(page, f".dv-cot-tok[data-i='{quote}']")
+    assert r > b + 60, (r, g, b)
+    r, g, b = _bg(page, ".dv-cot-tok[data-i='0']")
+    assert b > r + 60, (r, g, b)
+    # Pick the indentation cell (2) from the list: the colours follow it.
+    page.click(".dv-cot-item[data-cell='2']")
+    assert page.get_attribute(".dv-cot-text", "data-cell") == "2"
+    indented = QUOTED.index("    s =") + 5
+    assert _bg(page, f".dv-cot-tok[data-i='{indented}']")[2] < _bg(page, ".dv-cot-tok[data-i='1']")[2] - 100, "deep red vs near white"
+    # A cell that was not saved with the page: it says so instead of drawing stale colours.
+    missing = next(c for c in range(12) if c not in w._columns)
+    page.fill("input[aria-label=cell]", str(missing))
+    page.press("input[aria-label=cell]", "Enter")
+    assert "was not saved with this page" in page.inner_text(".dv-cot-note")
+    page.select_option("select[aria-label='colour by']", "indicator")
+    assert page.get_attribute(".dv-cot-text", "data-cell") == "indicator"
+    page.hover(f".dv-cot-tok[data-i='{quote}']")
+    assert "inside_quotes" in page.inner_text(".dv-tooltip") and "1" in page.inner_text(".dv-tooltip")
+    assert log.dialogs == [] and log.blocked == [] and log.errors == []
+    page.context.close()
+
+
+def test_gate_view_colours_each_component_and_plots_a_unit(browser, tmp_path) -> None:
+    T, H = 50, 4
+    z = np.zeros((T, H), np.float32)
+    z[:, 0] = 1.0  # unit 0 keeps its state: update gate fully on
+    h = np.zeros((T, H), np.float32)
+    h[:, 2] = -1.0
+    h[:, 3] = 1.0
+    arrays = {"z": z, "r": np.full((T, H), 0.5, np.float32), "n": np.zeros((T, H), np.float32), "h": h}
+    trace = GateTrace("GRU", arrays, np.zeros(H, np.float32), None, 0, 0, 0.0)
+    tokens = [HOSTILE] + ["ab"] * (T - 1)
+    w = GateView(trace, tokens=tokens, inputs=np.linspace(-1, 2, T), input_lines=(0, 1), title=HOSTILE)
+    page, log = _open(browser, w, tmp_path)
+    assert page.inner_text(".dv-title") == HOSTILE and page.query_selector(".dv-root img") is None
+    assert page.inner_text(".dv-gate-tok[data-step='0']") == HOSTILE
+    sel = ".dv-gate-heat[data-component='{}']"
+    # Rows are units 0..3 top to bottom; read the middle of each row.
+    assert canvas_pixel(page, sel.format("z"), 0.5, 0.125)[:3] == [230, 85, 13], "z = 1: full update-gate hue"
+    assert canvas_pixel(page, sel.format("z"), 0.5, 0.375)[:3] == [255, 255, 255], "z = 0: white"
+    assert canvas_pixel(page, sel.format("h"), 0.5, 0.625)[:3] == [82, 82, 82], "h = -1: grey"
+    assert canvas_pixel(page, sel.format("h"), 0.5, 0.875)[:3] == [49, 130, 189], "h = +1: state hue"
+    assert distinct_colors(page, ".dv-gate-input") > 3
+    box = page.query_selector(sel.format("r")).bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.9)
+    tip = page.inner_text(".dv-tooltip")
+    assert "unit\t3" in tip or "unit 3" in tip.replace("\n", " ").replace("\t", " ")
+    page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.9)
+    assert page.inner_text(".dv-gate-unit-title") == "Unit 3 over time"
+    assert distinct_colors(page, ".dv-gate-unit") > 4
+    assert log.dialogs == [] and log.blocked == [] and log.errors == []
     page.context.close()

@@ -7,10 +7,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import traitlets as t
+from torch import nn
 
 from deepvis_widgets._arrays import decode_array
-from deepvis_widgets.compute.hidden_states import HiddenStates
+from deepvis_widgets.compute.hidden_states import (
+    GateTrace,
+    HiddenStates,
+    gate_trace,
+    indentation_depth,
+    inside_quotes,
+)
+from deepvis_widgets.widgets.cell_text import MAX_TOKENS, CellOverText
+from deepvis_widgets.widgets.gate_view import GateView
 from deepvis_widgets.widgets.hidden_state_explorer import MAX_WINDOW, HiddenStateExplorer
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -211,3 +221,166 @@ def test_window_command_serves_any_part_of_the_corpus() -> None:
     assert w._hs_ping({}, []) == ({"ok": True}, [])
     w.scroll_to(25_000)
     assert w.position == 19_999
+
+
+# --- CellOverText ------------------------------------------------------------------------------
+QUOTED = "".join(f'def f{i}(a):\n    s = "v{i}" + a\n    return s\n' for i in range(40))
+
+
+def quote_states(seed: int = 0) -> HiddenStates:
+    """12 noise cells; cell 5 is high inside quotes and low outside, cell 2 follows indentation."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=0.3, size=(len(QUOTED), 12))
+    x[:, 5] = np.where(inside_quotes(QUOTED) > 0, 0.9, -0.6) + rng.normal(scale=0.1, size=len(QUOTED))
+    x[:, 2] = indentation_depth(QUOTED) / 4 + rng.normal(scale=0.05, size=len(QUOTED))
+    tokens = list(QUOTED)
+    tokens[3] = HOSTILE
+    return HiddenStates(x, tokens)
+
+
+def test_cell_over_text_ranks_cells_by_an_indicator() -> None:
+    hs = quote_states()
+    w = CellOverText(hs, indicator="inside_quotes", top=4)
+    assert w.ranked[0]["cell"] == 5 and w.ranked[0]["score"] > 0.9 and w.score_name == "r"
+    assert w.cell == 5 and w.indicator_name == "inside_quotes" and w.tokens[3] == HOSTILE
+    ranking = hs.rank_cells(inside_quotes(hs.tokens_in(0, len(QUOTED))))
+    assert [(d["cell"], d["score"]) for d in w.ranked] == ranking.top(4)
+    np.testing.assert_array_equal(decode_array(w.indicator), inside_quotes(w.tokens))
+    assert w._columns == [d["cell"] for d in w.ranked]
+    np.testing.assert_array_equal(decode_array(w._values), hs.window(0, len(QUOTED), cells=w._columns))
+    # A function of the tokens works too, and finds the indentation cell.
+    assert CellOverText(hs, indicator=indentation_depth).ranked[0]["cell"] == 2
+    # Without an indicator: cells by standard deviation.
+    plain = CellOverText(hs, top=3)
+    std = hs.window(0, len(QUOTED)).std(axis=0)
+    assert plain.score_name == "std" and [d["cell"] for d in plain.ranked] == list(np.argsort(-std)[:3])
+    assert plain.indicator == {} and plain.indicator_name == ""
+
+
+def test_cell_over_text_shows_a_range_and_ranks_over_the_corpus() -> None:
+    hs = quote_states()
+    n = hs.n_tokens
+    full = inside_quotes(hs.tokens_in(0, n))
+    w = CellOverText(hs, indicator=full, start=100, end=400, indicator_name="quotes")
+    assert w.start == 100 and len(w.tokens) == 300 and w.ranked_over == f"tokens [0, {n})"
+    assert w.ranked[0]["score"] == pytest.approx(hs.rank_cells(full).r[0])
+    np.testing.assert_array_equal(decode_array(w.indicator), full[100:400])
+    assert w.indicator_name == "quotes"
+    local = CellOverText(hs, indicator=full[100:400], start=100, end=400)
+    assert local.ranked_over == "tokens [100, 400)"
+
+
+def test_choosing_a_cell_outside_the_list_adds_its_values() -> None:
+    hs = quote_states()
+    w = CellOverText(hs, indicator="inside_quotes", top=3)
+    missing = next(c for c in range(12) if c not in w._columns)
+    w.cell = missing
+    assert w._columns[-1] == missing and len(w._columns) == 4
+    np.testing.assert_array_equal(decode_array(w._values)[:, -1], hs.window(0, hs.n_tokens, cells=[missing])[:, 0])
+    with pytest.raises(t.TraitError, match=r"cell: 12 is out of range for 12 cells \(expected 0..11\)"):
+        w.cell = 12
+    with pytest.raises(t.TraitError, match="color_by"):
+        w.color_by = "bogus"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"indicator": "bogus"}, ValueError, r"indicator: unknown name 'bogus'; expected one of inside_quotes, indentation_depth, bracket_depth"),
+        ({"indicator": [1.0, 2.0]}, ValueError, r"indicator: expected 1700 values \(one per shown token\) or 1700"),
+        ({"indicator": lambda toks: [0.0]}, ValueError, r"indicator: the function returned shape \(1,\); expected \(1700,\)"),
+        ({"indicator": np.zeros(1700)}, ValueError, r"indicator: is constant"),
+        ({"indicator": object()}, TypeError, r"indicator: expected None, a name, a function or numbers"),
+        ({"start": 10, "end": 10}, ValueError, r"start, end: expected start < end"),
+        ({"start": 0, "end": 5000}, ValueError, r"end: 5000 is out of range for 1700 tokens"),
+        ({"top": 0}, ValueError, r"top: expected a positive int"),
+        ({"cell": 99}, t.TraitError, r"cell: 99 is out of range for 12 cells"),
+    ],
+)
+def test_cell_over_text_rejects_bad_arguments(kwargs, exc, match) -> None:
+    hs = quote_states()
+    assert hs.n_tokens == 1700
+    with pytest.raises(exc, match=match):
+        CellOverText(hs, **kwargs)
+
+
+def test_cell_over_text_bounds_the_text() -> None:
+    hs = HiddenStates(np.zeros((MAX_TOKENS + 10, 2), np.float16), ["a"] * (MAX_TOKENS + 10))
+    with pytest.raises(ValueError, match=f"end: at most {MAX_TOKENS} tokens can be shown at once"):
+        CellOverText(hs, end=MAX_TOKENS + 1)
+    assert len(CellOverText(hs).tokens) == 4000
+    with pytest.raises(TypeError, match="states: expected a HiddenStates"):
+        CellOverText(np.zeros((3, 2)))  # type: ignore[arg-type]
+
+
+# --- GateView ------------------------------------------------------------------------------------
+def test_gate_view_from_a_gru_and_an_lstm() -> None:
+    torch.manual_seed(0)
+    gru = nn.GRU(2, 6)
+    x = torch.randn(40, 2)
+    tr = gate_trace(gru, x)
+    w = GateView(tr, inputs=x[:, 0], input_lines=(0,), units=[5, 0, 2], unit=0, tokens=[HOSTILE] + ["a"] * 39)
+    assert w.components == ["z", "r", "n", "h"] and w.cell_type == "GRU" and w.units == [5, 0, 2]
+    assert (w.n_steps, w.n_units, w.unit) == (40, 6, 0) and w.tokens[0] == HOSTILE
+    for name in w.components:
+        got = decode_array(w._arrays[name])
+        assert got.shape == (40, 3)
+        np.testing.assert_allclose(got, tr[name][:, [5, 0, 2]], atol=1e-3)  # float16 on the wire
+    np.testing.assert_allclose(decode_array(w.inputs), x[:, 0].numpy())
+    assert w.kinds["z"] == "gate" and w.kinds["h"] == "state" and "(1 − z_t)" in w.equation
+    assert "reproduce the module's outputs" in w.caption
+    lstm = GateView(gate_trace(nn.LSTM(2, 4, num_layers=2), x, rnn_layer=0))
+    assert lstm.components == ["i", "f", "g", "o", "c", "h"] and lstm.units == [0, 1, 2, 3] and lstm.unit is None
+    assert lstm.caption.startswith("LSTM layer 0")
+
+
+class WalkModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = nn.GRU(1, 5, batch_first=True)
+        self.head = nn.Linear(5, 3)
+
+    def forward(self, walks: torch.Tensor) -> torch.Tensor:
+        return self.head(self.gru(walks.unsqueeze(-1))[0])
+
+
+def test_gate_view_from_model_leaves_the_model_unchanged() -> None:
+    torch.manual_seed(1)
+    model = WalkModel().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    walk = torch.randn(30)
+    w = GateView.from_model(model, walk, inputs=walk, title="walk")
+    assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert w.n_steps == 30 and w.n_units == 5 and w.title == "walk"
+    with torch.no_grad():
+        h = model.gru(walk[None, :, None])[0][0].numpy()
+    np.testing.assert_allclose(decode_array(w._arrays["h"]), h, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"tokens": ["a"] * 3}, r"tokens: expected 10 labels \(one per step\), got 3"),
+        ({"inputs": np.zeros(9)}, r"inputs: expected 10 numbers \(one per step\), got shape \(9,\)"),
+        ({"units": [0, 9]}, r"units: 9 is out of range for 4 units \(expected 0..3\)"),
+        ({"units": [1, 1]}, r"units: expected each unit at most once"),
+        ({"units": []}, r"units: expected a non-empty 1-D sequence"),
+        ({"input_lines": [float("inf")]}, r"input_lines: expected finite numbers"),
+    ],
+)
+def test_gate_view_rejects_bad_arguments(kwargs, match) -> None:
+    tr = gate_trace(nn.GRU(1, 4), torch.randn(10, 1))
+    with pytest.raises(ValueError, match=match):
+        GateView(tr, **kwargs)
+
+
+def test_gate_view_errors_for_traces_and_units() -> None:
+    with pytest.raises(TypeError, match="trace: expected a GateTrace"):
+        GateView({"z": np.zeros((3, 2))})  # type: ignore[arg-type]
+    w = GateView(gate_trace(nn.GRU(1, 4), torch.randn(10, 1)), units=[2, 3])
+    with pytest.raises(t.TraitError, match=r"unit: expected None or one of the shown units"):
+        w.unit = 0
+    w.unit = 3
+    assert w.unit == 3
+    with pytest.raises(ValueError, match="trace: 3000 steps x 512 units x 4 components is more than 4,000,000"):
+        GateView(GateTrace("GRU", {k: np.zeros((3000, 512), np.float32) for k in "zrnh"}, np.zeros(512), None, 0, 0, 0.0))
