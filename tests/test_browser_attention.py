@@ -7,6 +7,10 @@ and every page is watched for blocked requests, script dialogs and errors.
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
+import time
+import urllib.request
 
 import nbformat
 import numpy as np
@@ -291,4 +295,100 @@ def test_exported_notebook_is_explorable_offline(browser, exported):
     assert canvas_pixel(page, ".dv-nv-header", 0.05, 0.75)[3] == 255, "the query vector is drawn"
     page.wait_for_timeout(300)
     _clean(log)
+    page.context.close()
+
+
+# Live kernel: layers, rows and heads fetched on demand -----------------------------------------
+@pytest.fixture(scope="module")
+def lab_notebook(tmp_path_factory):
+    from .test_lab import TOKEN, _free_port
+
+    root = tmp_path_factory.mktemp("attention_lab")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
+            "import numpy as np, torch\n"
+            "torch.set_num_threads(1)\n"
+            "from tests.test_attention_views import tiny_gpt2, gpt_tokenizer, TEXT\n"
+            "from deepvis_widgets.widgets.attention import HeadView\n"
+            "from deepvis_widgets.widgets.neuron_view import NeuronView\n"
+            "rng = np.random.default_rng(0)\n"
+            "w = rng.dirichlet(np.ones(40) * 0.1, size=(3, 2, 40)).astype(np.float32)\n"
+            "HeadView(w, [f't{i}' for i in range(40)], embed=False, top_k=2, title='live')"
+        ),
+        nbformat.v4.new_code_cell("NeuronView.from_model(tiny_gpt2(), gpt_tokenizer(), TEXT, embed=False, layer=0, head=0)"),
+    ]
+    nbformat.write(nb, root / "live.ipynb")
+    port = _free_port()
+    cmd = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+        f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+        f"--LabApp.user_settings_dir={root / '.settings'}", f"--LabApp.workspaces_dir={root / '.workspaces'}",
+    ]  # fmt: skip
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"JupyterLab did not start:\n{(root / 'server.log').read_text()[-3000:]}") from None
+                time.sleep(0.5)
+        yield f"{base}/lab/tree/live.ipynb?token={TOKEN}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.mark.lab
+def test_live_kernel_sends_layers_rows_and_heads_on_demand(browser, lab_notebook):
+    page, log = open_offline_page(browser)
+    page.set_default_timeout(120_000)
+    page.goto(lab_notebook)
+    page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')")
+    deadline = time.time() + 120
+    while not page.evaluate(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
+        " && w.sessionContext.session.kernel.status === 'idle'); }"
+    ):
+        if page.query_selector(".jp-Dialog .jp-mod-accept"):
+            page.click(".jp-Dialog .jp-mod-accept")
+        assert time.time() < deadline, "kernel never became idle"
+        page.wait_for_timeout(500)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function("document.querySelectorAll('.jp-OutputArea .dv-root[data-dv-drawn=true]').length >= 2")
+    head = page.query_selector(".jp-OutputArea .dv-view-head_view")
+    assert head.get_attribute("data-dv-layer-shown") == "self/0"
+    # Layer 1 was not embedded: the view asks the kernel for it.
+    head.query_selector(".dv-att-layer").select_option("1")
+    page.wait_for_function(
+        "() => document.querySelector('.jp-OutputArea .dv-view-head_view').dataset.dvLayerShown === 'self/1'"
+        " && Number(document.querySelector('.jp-OutputArea .dv-view-head_view').dataset.dvLines) > 0"
+    )
+    assert "dv-att-warning" not in head.query_selector(".dv-att-status").get_attribute("class")
+    # Hovering a token of this pruned (top-2) layer fetches its exact row: more than 2 keys per head.
+    box = head.query_selector(".dv-att-left").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 5 * 20 + 10)
+    page.wait_for_function(
+        "() => { const r = document.querySelector('.jp-OutputArea .dv-view-head_view');"
+        " return r.querySelector('.dv-att-status').textContent.includes('query 5') && Number(r.dataset.dvLines) > 4; }"
+    )
+    # The neuron view computes a head that was not embedded.
+    neuron = page.query_selector(".jp-OutputArea .dv-view-neuron_view")
+    neuron.query_selector(".dv-nv-head").select_option("2")
+    page.wait_for_function(
+        "() => document.querySelector('.jp-OutputArea .dv-view-neuron_view .dv-att-status').textContent.includes('layer 0, head 2 ·')"
+    )
+    assert log.dialogs == []
     page.context.close()
