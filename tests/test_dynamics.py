@@ -452,3 +452,20 @@ def test_monitor_track_layers_shows_stats_and_cleans_up() -> None:
     assert other._layers["names"] == ["0", "1", "3"]
     mon.close()
     other.close()
+
+
+def test_a_tracked_model_can_be_copied_and_the_copy_is_not_tracked() -> None:
+    import copy
+    import pickle
+
+    mon = _monitor()
+    net = _net()
+    with mon.track_layers(net, every=1) as tracker:
+        net(torch.randn(4, 4)).sum().backward()
+        twin = copy.deepcopy(net)  # a checkpoint taken mid-training
+        pickle.loads(pickle.dumps(net))
+        twin(torch.randn(4, 4)).sum().backward()
+        assert tracker.step == 1, "the copy's passes are not counted"
+        net(torch.randn(4, 4)).sum().backward()
+    assert tracker.step == 2
+    mon.close()

@@ -451,6 +451,36 @@ def _skip(module: Any) -> bool:
     return isinstance(module, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Identity, nn.Flatten))
 
 
+def _inert(*_args: Any) -> None:
+    return None
+
+
+def _make_inert() -> Callable[..., None]:
+    return _inert
+
+
+class _Hook:
+    """A tracker hook that copies of the model do not inherit.
+
+    ``copy.deepcopy(model)`` (e.g. to keep a checkpoint) or pickling it while
+    a tracker is attached would otherwise copy the tracker and whatever its
+    callback holds (a widget, which refuses to be copied); the copy gets an
+    inert hook instead.
+    """
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, *args: Any) -> Any:
+        return self.fn(*args)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Callable[..., None]:
+        return _inert
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_make_inert, ())
+
+
 class LayerTracker:
     """Records layer statistics during training; made by :func:`track_layers`.
 
@@ -503,12 +533,12 @@ class LayerTracker:
         # in close(). Not preserved_model: a tracker lives through training, and
         # restoring the train/eval mode or .grad on exit would undo the user's work.
         self._session = ModelSession(model)
-        self._session.forward_pre_hook(model, self._on_model_forward)
+        self._session.forward_pre_hook(model, _Hook(self._on_model_forward))
         for name in names:
-            self._session.forward_hook(modules[name], self._activation_hook(name))
+            self._session.forward_hook(modules[name], _Hook(self._activation_hook(name)))
             for p in modules[name].parameters(recurse=False):
                 if p.requires_grad:
-                    self._session.on_exit(p.register_hook(self._grad_hook(name)).remove)
+                    self._session.on_exit(p.register_hook(_Hook(self._grad_hook(name))).remove)
         self.closed = False
 
     # -- hooks --

@@ -14,6 +14,7 @@ state saved with the notebook. Call :meth:`TrainingMonitor.flush` to force it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -146,7 +147,9 @@ class TrainingMonitor(BokehView, entry="training"):
         self._ex = {}
         self._scalars = {}
         self._layers = {}
-        self._scatter_item = ""
+        # Figures are built once per process (cached); with declared examples the
+        # scatter is built now, so the first logging call in the loop does not pay for it.
+        self._scatter_item = self._scatter_figure() if self._example_log.fixed else ""
         super().__init__(label_names=names, title="" if title is None else str(title), **kwargs)
         self._hook_registered = self._register_cell_hook()
 
@@ -248,7 +251,7 @@ class TrainingMonitor(BokehView, entry="training"):
                 keys = tuple(sl.keys)
                 if keys != self._sent["keys"]:
                     f0 = time.perf_counter()
-                    self._curves_item = self._curves_figure(list(keys))
+                    self._curves_item = self._curves_figure(keys)
                     figures += time.perf_counter() - f0
                     self._sent["keys"] = keys
                 self._scalars = self._scalars_payload()
@@ -265,7 +268,7 @@ class TrainingMonitor(BokehView, entry="training"):
             if stats is not None and self._layer_version != self._sent["layers"]:
                 if tuple(stats.layers) != self._sent["layer_names"]:
                     f0 = time.perf_counter()
-                    self._layers_item = self._layers_figure(stats.layers)
+                    self._layers_item = self._layers_figure(tuple(stats.layers))
                     figures += time.perf_counter() - f0
                     self._sent["layer_names"] = tuple(stats.layers)
                 self._layers = self._layers_payload(stats)
@@ -358,7 +361,8 @@ class TrainingMonitor(BokehView, entry="training"):
 
     # --- figures ------------------------------------------------------------------------
     @staticmethod
-    def _curves_figure(keys: list[tuple[str, str]]) -> str:
+    @functools.lru_cache(maxsize=32)
+    def _curves_figure(keys: tuple[tuple[str, str], ...]) -> str:
         from bokeh.layouts import row
         from bokeh.models import ColumnDataSource, Legend, LegendItem
 
@@ -385,6 +389,7 @@ class TrainingMonitor(BokehView, entry="training"):
         return bokeh_item(row(*figs))
 
     @staticmethod
+    @functools.cache
     def _scatter_figure() -> str:
         from bokeh.models import BoxSelectTool, ColumnDataSource, HoverTool, Slope
 
@@ -401,7 +406,8 @@ class TrainingMonitor(BokehView, entry="training"):
         return bokeh_item(p)
 
     @staticmethod
-    def _layers_figure(layers: list[str]) -> str:
+    @functools.lru_cache(maxsize=32)
+    def _layers_figure(layers: tuple[str, ...]) -> str:
         from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper
 
         rows = len(layers)
