@@ -290,12 +290,23 @@ class SanityResult:
         return verdicts(self, threshold=threshold, metric=metric)
 
     def __str__(self) -> str:
+        """Mean |map| rank correlation per step (rows) and method (columns), as plain text."""
         means = self.mean("spearman_abs")
-        width = max(len(m) for m in self.method_labels)
-        head = f"{'mean ' + METRIC_LABELS['spearman_abs']} ({self.mode})"
-        lines = [head, " " * width + "  " + " ".join(f"{s[:10]:>10}" for s in self.steps)]
-        for label, row in zip(self.method_labels, means, strict=True):
-            lines.append(f"{label:<{width}}  " + " ".join(f"{v:>10.3f}" for v in row))
+        names = [s if len(s) <= 40 else s[:39] + "…" for s in self.steps]
+        width = max(len(n) for n in names)
+        cols = [max(8, min(len(label), 20)) for label in self.method_labels]
+        lines = [
+            f"mean {METRIC_LABELS['spearman_abs']} with the original map ({self.mode})",
+            f"{'step':>4}  {'randomized':<{width}}"
+            + "".join(
+                f"  {label[:w]:>{w}}" for label, w in zip(self.method_labels, cols, strict=True)
+            ),
+        ]
+        for k, name in enumerate(names):
+            lines.append(
+                f"{k:>4}  {name:<{width}}"
+                + "".join(f"  {v:>{w}.3f}" for v, w in zip(means[:, k], cols, strict=True))
+            )
         return "\n".join(lines)
 
 
