@@ -48,7 +48,9 @@ def describe(nb: nbformat.NotebookNode, fallback: str) -> tuple[str, str]:
         if cell.cell_type == "markdown":
             lines = cell.source.strip().splitlines()
             title = re.sub(r"^#+\s*", "", lines[0]) if lines else fallback
-            rest = " ".join(line.strip() for line in lines[1:] if line.strip() and not line.startswith("#"))
+            rest = " ".join(
+                line.strip() for line in lines[1:] if line.strip() and not line.startswith("#")
+            )
             return title, rest
     return fallback, ""
 
@@ -70,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     items = []
     for path in notebooks:
         t0 = time.perf_counter()
-        print(f"executing {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} ...", flush=True)
+        print(
+            f"executing {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} ...",
+            flush=True,
+        )
         nb = execute_notebook(path, cwd=path.parent)
         page = export_notebook(nb, args.out / f"{path.stem}.html", title=path.stem)
         title, blurb = describe(nb, path.stem)
@@ -81,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  -> {page} ({time.perf_counter() - t0:.1f} s)", flush=True)
     index = args.out / "index.html"
     index.write_text(
-        INDEX.format(items="\n".join(items), built=time.strftime("%Y-%m-%d %H:%M"), version=__version__), encoding="utf-8"
+        INDEX.format(
+            items="\n".join(items), built=time.strftime("%Y-%m-%d %H:%M"), version=__version__
+        ),
+        encoding="utf-8",
     )
     print(f"\nGallery: {index.resolve()}")
     return 0
