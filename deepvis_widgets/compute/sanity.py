@@ -634,7 +634,8 @@ def sanity_check(
     """Model-randomization test: do the maps change when the model's weights are destroyed?
 
     The model is deep-copied once (it never changes: its weights, mode and
-    hooks stay as they were; the copy costs one more set of weights). Blocks
+    hooks stay as they were; the copy keeps its hooks and, with a snapshot of
+    its trained weights, costs two more sets of weights). Blocks
     are re-initialised on the copy from the output side: cumulatively
     (``"cascading"``: step k has the k blocks nearest the output random) or
     one at a time (``"independent"``: step k has only block k random). Each
@@ -716,17 +717,8 @@ def sanity_check(
         try:
             for i, method in enumerate(method_list):
                 report(f"original maps: {method}", i / (len(method_list) * (guess + 1)))
-                originals.append(
-                    _run(
-                        work,
-                        inputs,
-                        method,
-                        kind,
-                        target,
-                        {**options, **per_method.get(method, {})},
-                        seed,
-                    )
-                )
+                method_opts = {**options, **per_method.get(method, {})}
+                originals.append(_run(work, inputs, method, kind, target, method_opts, seed))
         finally:
             session.close()
         if chosen is None:
