@@ -27,7 +27,7 @@ d3@5.7.0`). Its page is generated (and timed) only up to --bertviz-max-tokens; b
 extrapolated from the bytes per weight measured at the largest size built, marked "est.".
 BertViz is used only here: `pip install --no-deps bertviz` (never a dependency of the package).
 
-Usage: python benchmarks/attention.py [--tokens 128 512 2048] [--repeat 3] [--bertviz-max-tokens 128]
+Usage: python benchmarks/attention.py [--tokens 128 512 2048] [--repeat 3] [--bertviz-max-tokens 128] [--top-k auto]
 """
 
 from __future__ import annotations
@@ -211,8 +211,10 @@ def main() -> None:
     ap.add_argument("--bertviz-max-tokens", type=int, default=128, help="build/time BertViz pages up to this length")
     ap.add_argument("--bertviz-vendor", type=Path, default=Path("/tmp/bertviz_vendor"), help="folder with node_modules/d3 (d3@5.7.0)")
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for a page to draw")
+    ap.add_argument("--top-k", default="auto", help="our views' top_k: 'auto' (dense up to 40M weights) or keys per query")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    top_k = args.top_k if args.top_k == "auto" else int(args.top_k)
     from playwright.sync_api import sync_playwright
 
     try:
@@ -235,7 +237,7 @@ def main() -> None:
             print(f"{n} tokens: model ran in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
             for cls in (HeadView, ModelView):
                 t0 = time.perf_counter()
-                view = cls(data, title=f"{cls.__name__} {n}")
+                view = cls(data, title=f"{cls.__name__} {n}", top_k=top_k)
                 built = time.perf_counter() - t0
                 path = Path(tmp) / f"{cls.__name__}_{n}.html"
                 view.save_html(path)
@@ -281,7 +283,8 @@ def main() -> None:
         cpu = f"{r['cpu']:.0f}" if r.get("cpu") is not None else "-"
         print(f"{r['n']:>6} | {r['tool']:<18} | {r['mode']:<9} | {saved} | {nb} | {paint:>15} | {cpu:>9} | {switch:>11} | {r['lines'] or '-':>6}")
     print("times: median (min). * estimated from the bytes per weight of the largest BertViz page built (JSON from tolist()).")
-    print("ours: uint8 weights; 'top_k' = the 16 strongest keys per query and head (beyond 40M weights).")
+    k = "16 (beyond 40M weights)" if top_k == "auto" else str(top_k)
+    print(f"ours: uint8 weights; 'top_k' = the {k} strongest keys per query and head are kept.")
 
 
 if __name__ == "__main__":

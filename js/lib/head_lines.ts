@@ -46,6 +46,11 @@ interface Focus {
 
 type Filter = AttentionTraits["sentence_filter"];
 
+/** 12345 -> "12,345" (toLocaleString's first call loads locale data: tens of ms). */
+function thousands(n: number): string {
+  return String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+
 function sides(filter: Filter): [string, string] {
   if (filter === "all") return ["all", "all"];
   const [a, b] = filter.split("->");
@@ -638,9 +643,11 @@ export class HeadLines<T extends AttentionTraits> {
       parts.push(`${this.focus.side} ${this.focus.token} “${displayToken(tok)}”${this.focus.pinned ? " (pinned: click again to release)" : ""}`);
       if (this.layer.index && !this.exact) parts.push(`its top ${m.top_k} keys per head`);
     } else if (total < e.candidates) {
-      parts.push(`${total.toLocaleString("en")} strongest of ${e.candidates.toLocaleString("en")} lines (weights ≥ ${formatValue(e.threshold)})`);
+      parts.push(`${thousands(total)} strongest of ${thousands(e.candidates)} lines (weights ≥ ${formatValue(e.threshold)})`);
+    } else if (total === 0) {
+      parts.push(`no line: every weight shown is below ${MIN_WEIGHT}`);
     } else {
-      parts.push(`${total.toLocaleString("en")} lines`);
+      parts.push(`${thousands(total)} lines`);
     }
     if (m.mode === "top_k") parts.push(`top ${m.top_k} keys per query kept`);
     setText(this.status, parts.join(" · "));
