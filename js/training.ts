@@ -168,10 +168,20 @@ function build(ctx: ViewContext<TrainingTraits>): void {
     );
   };
 
+  let cardsFrame = 0;
+  const renderCardsSoon = () => {
+    // The linked panels answer a brush at once; the cards follow on the next frame.
+    if (cardsFrame) cancelAnimationFrame(cardsFrame);
+    cardsFrame = requestAnimationFrame(() => {
+      cardsFrame = 0;
+      ctx.guard(renderCards)();
+    });
+  };
+  disposer.add(() => cardsFrame && cancelAnimationFrame(cardsFrame));
   const onRowsSelected = (rows: number[]) => {
     selectedRows = rows;
     traj.setSelected(rows);
-    renderCards();
+    renderCardsSoon();
     if (!ex) return;
     const ids = rows.map((r) => ex!.ids[r]);
     const cur = model.get("selected_ids") ?? [];
@@ -271,9 +281,11 @@ function build(ctx: ViewContext<TrainingTraits>): void {
     renderCards();
   };
 
+  const rowsOfSelectedIds = (): number[] =>
+    (model.get("selected_ids") ?? []).map((id) => ex!.rows.get(id)).filter((r): r is number => r !== undefined);
   const syncSelectionFromPython = () => {
     if (!ex || !scatter) return;
-    const rows = (model.get("selected_ids") ?? []).map((id) => ex!.rows.get(id)).filter((r): r is number => r !== undefined);
+    const rows = rowsOfSelectedIds();
     setSelection(scatter.get("dv_points"), rows);
     selectedRows = rows;
   };
@@ -389,6 +401,10 @@ function build(ctx: ViewContext<TrainingTraits>): void {
   ctx.on("change:_layers change:_layers_item change:layer_metric", () => schedule("layers"));
   ctx.on("change:notices", ctx.guard(updateNotices));
   ctx.on("change:selected_ids", ctx.guard(() => {
+    if (!ex) return;
+    const rows = rowsOfSelectedIds();
+    // Our own brush set these ids: the panels already show them.
+    if (rows.length === selectedRows.length && rows.every((r, k) => r === selectedRows[k])) return;
     syncSelectionFromPython();
     traj.setSelected(selectedRows);
     renderCards();

@@ -462,3 +462,19 @@ def test_live_loop_updates_the_view_and_brushing_reaches_python(browser, trainin
     assert ids == list(range(0, 300, 10)), f"exactly the never-learned examples, got {ids}"
     assert log.dialogs == []
     page.context.close()
+
+
+def test_broken_figure_or_payload_shows_an_error_panel_not_a_blank(browser, tmp_path) -> None:
+    p = ProjectionView(np.random.default_rng(0).normal(size=(20, 3)), title="broken figure")
+    p._item = "{not json"
+    mon = _synthetic_monitor(n=20, steps=3, title="broken data", examples=False)
+    mon._ex = {**mon._ex, "loss": {**mon._ex["loss"], "shape": [21, 3]}}
+    path = tmp_path / "broken.html"
+    save_html(path, p, mon)
+    page, _ = open_offline_page(browser)
+    page.goto(path.as_uri())
+    page.wait_for_function("document.querySelectorAll('[data-dv-state=error]').length === 2")
+    texts = page.eval_on_selector_all(".dv-error", "els => els.map(e => e.innerText)")
+    assert "This view could not be drawn" in texts[0] and "JSON" in texts[0]
+    assert "for shape [21,3] of float32" in texts[1]
+    page.context.close()
