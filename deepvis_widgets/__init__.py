@@ -33,6 +33,8 @@ from .compute.hidden_states import (
 )
 from .compute.logit_lens import logit_lens
 from .compute.neuron_factors import neuron_factors
+from .compute.sanity import SanityResult, label_randomization_check, sanity_check
+from .compute.sanity import verdicts as sanity_verdicts
 from .widgets import (
     ArrayHeatmap,
     DeepVisWidget,
@@ -42,6 +44,7 @@ from .widgets import (
     LayerWalk,
     LogitLens,
     NeuronFactors,
+    SanityCheckView,
 )
 
 __all__ = [
@@ -58,6 +61,8 @@ __all__ = [
     "LogitLens",
     "Matches",
     "NeuronFactors",
+    "SanityCheckView",
+    "SanityResult",
     "Selection",
     "__version__",
     "attention_from_model",
@@ -70,9 +75,12 @@ __all__ = [
     "head_summary",
     "indentation_depth",
     "inside_quotes",
+    "label_randomization_check",
     "logit_lens",
     "neuron_factors",
     "query_key",
+    "sanity_check",
+    "sanity_verdicts",
     "save_html",
     "top_activating",
     "top_k_edges",

@@ -8,5 +8,6 @@ from .heatmap import ArrayHeatmap
 from .layer_walk import LayerWalk
 from .logit_lens import LogitLens
 from .neuron_factors import NeuronFactors
+from .sanity import SanityCheckView
 
-__all__ = ["ArrayHeatmap", "DeepVisWidget", "FeatureVisView", "FilterGrid", "GenerationSaliency", "LayerWalk", "LogitLens", "NeuronFactors"]
+__all__ = ["ArrayHeatmap", "DeepVisWidget", "FeatureVisView", "FilterGrid", "GenerationSaliency", "LayerWalk", "LogitLens", "NeuronFactors", "SanityCheckView"]
