@@ -52,6 +52,13 @@ def _drag(page, locator, fx0, fy0, fx1, fy1) -> None:
     page.mouse.up()
 
 
+def _selection_head(page, scope: str = "") -> str:
+    """The monitor's selection line once it reports a selection (the cards follow a brush by a frame)."""
+    sel = f"{scope} .dv-train-selhead".strip()
+    page.wait_for_function("s => document.querySelector(s).textContent.includes('selected')", arg=sel)
+    return page.inner_text(sel)
+
+
 def _digits_projection(**kwargs) -> ProjectionView:
     from sklearn.datasets import load_digits
 
@@ -166,7 +173,7 @@ def test_monitor_draws_and_brushing_links_the_panels_both_ways(browser, tmp_path
     assert _accent_pixels(page) == 0
     # Brush the trajectories where only never-learned examples remain (high loss, late steps).
     _drag(page, page.locator(".dv-traj-canvas"), 0.8, 0.03, 0.98, 0.2)
-    head = page.inner_text(".dv-train-selhead")
+    head = _selection_head(page)
     assert head.startswith("30 selected"), head  # exactly the 10% planted as never learned
     assert _accent_pixels(page) > 100, "the brushed trajectories are highlighted"
     assert np.abs(np.asarray(_shot(scatter), dtype=int) - np.asarray(before, dtype=int)).sum() > 0, "the scatter shows the selection"
@@ -175,9 +182,10 @@ def test_monitor_draws_and_brushing_links_the_panels_both_ways(browser, tmp_path
     assert f"label {HOSTILE}" in cards.first.inner_text() and page.query_selector(".dv-root img") is None
     # The other way: box-select the well-learned corner of the scatter; the trajectory overlay follows.
     page.click("text=clear selection")
+    page.wait_for_function("() => !document.querySelector('.dv-train-selhead').textContent.includes('selected')")
     assert _accent_pixels(page) == 0
     _drag(page, scatter, 0.2, 0.75, 0.75, 0.95)
-    head = page.inner_text(".dv-train-selhead")
+    head = _selection_head(page)
     assert int(head.split()[0]) > 5
     assert _accent_pixels(page) > 100
     page.wait_for_timeout(200)
@@ -334,7 +342,7 @@ def test_exported_notebook_renders_and_brushes_offline(browser, exported_noteboo
     assert page.evaluate("globalThis.__deepvis_bokeh.evaluations") == 1
     assert distinct_colors(page, ".dv-traj-canvas") > 10
     _drag(page, page.locator(".dv-traj-canvas"), 0.7, 0.02, 0.99, 0.25)
-    assert page.inner_text(".dv-train-selhead").startswith("20 selected")
+    assert _selection_head(page).startswith("20 selected")
     assert f"label {HOSTILE}" in page.locator(".dv-train-cards").inner_text()
     assert page.query_selector(".dv-root img") is None and log.dialogs == []
     assert log.blocked == [], f"the page asked the network for {log.blocked}"
