@@ -2,7 +2,7 @@
 //
 // A grid of tiles: rows are images, columns the image and then one map per
 // method. A map is composed at its own resolution into an offscreen canvas
-// (greyed photo blended with the map colour, alpha = opacity x |value| / clip)
+// (greyed photo blended with the map colour, alpha = opacity x sqrt(|value| / clip))
 // and scaled onto its tile; the opacity and clip sliders only recompose.
 // Targets: each row's menu switches between the maps saved with the view;
 // others are asked from the kernel (ctx.invoke), which fails on saved pages.
@@ -144,13 +144,15 @@ function build(ctx: ViewContext<ImageAttributionTraits>): void {
       t = t > 1 ? 1 : t < -1 ? -1 : t;
       let k: number;
       let a: number;
+      // Colour is linear in the value; the blend weight rises faster (square root) so that
+      // sparse per-pixel maps stay visible while zero still shows the bare photo.
       if (signed) {
         k = Math.round(((t + 1) / 2) * 255) * 4;
-        a = opacity * Math.abs(t);
+        a = opacity * Math.sqrt(Math.abs(t));
       } else {
         t = t < 0 ? 0 : t;
         k = Math.round(t * 255) * 4;
-        a = opacity * t;
+        a = opacity * Math.sqrt(t);
       }
       d[o] = g[i] * (1 - a) + table[k] * a;
       d[o + 1] = g[i] * (1 - a) + table[k + 1] * a;
@@ -206,7 +208,8 @@ function build(ctx: ViewContext<ImageAttributionTraits>): void {
 
   const header = (j: number): HTMLElement => {
     const method = methods()[j];
-    const cell = h("div", { class: "dv-ia-colhead", "data-col": j + 1 }, h("div", { class: "dv-ia-colname" }, model.get("method_labels")[j] ?? method));
+    const label = model.get("method_labels")[j] ?? method;
+    const cell = h("div", { class: "dv-ia-colhead", "data-col": j + 1 }, h("div", { class: "dv-ia-colname", title: label }, label));
     const verdict = model.get("verdicts")?.[method];
     if (verdict) {
       cell.append(

@@ -2,8 +2,8 @@
 //
 // Each text: a line with the prediction, the true label, the target menu, the
 // sum of the attributions and the convergence delta; then its tokens as text
-// spans whose background is the attribution (one scale shared by all texts,
-// shown in the legend). Merging sums the scores of a word's pieces.
+// spans whose background is the attribution (scaled per text, or one scale
+// shared by all texts, shown in the legend). Merging sums the scores of a word's pieces.
 
 import { percent } from "./lib/attribution";
 import { defineView, type BaseTraits, type ViewContext } from "./lib/base";
@@ -45,6 +45,7 @@ export interface TextAttributionTraits extends BaseTraits {
   method: string;
   target: number[];
   merge: boolean;
+  scale: "per_text" | "shared";
 }
 
 /** Scores per displayed unit: tokens, or words when merging (pieces summed). */
@@ -63,7 +64,17 @@ function build(ctx: ViewContext<TextAttributionTraits>): void {
   const methodSelect = h("select", { class: "dv-select dv-ta-method", "aria-label": "method" });
   const mergeBox = h("input", { type: "checkbox", class: "dv-ta-merge" });
   const mergeLabel = h("label", { class: "dv-control" }, mergeBox, "merge pieces into words");
-  ctx.toolbar.prepend(h("label", { class: "dv-control" }, "method ", methodSelect), mergeLabel);
+  const scaleSelect = h(
+    "select",
+    { class: "dv-select dv-ta-scale", "aria-label": "colour scale" },
+    h("option", { value: "per_text" }, "each text"),
+    h("option", { value: "shared" }, "shared by all texts"),
+  );
+  ctx.toolbar.prepend(
+    h("label", { class: "dv-control" }, "method ", methodSelect),
+    h("label", { class: "dv-control" }, "scale ", scaleSelect),
+    mergeLabel,
+  );
   const legend = h("div", { class: "dv-ta-legend" });
   const list = h("div", { class: "dv-ta-list" });
   const note = h("div", { class: "dv-ta-note", role: "status" });
@@ -105,6 +116,11 @@ function build(ctx: ViewContext<TextAttributionTraits>): void {
 
   let units: { spans: HTMLSpanElement[]; values: Float32Array }[] = [];
   let scaleMax = 1;
+  const maxAbs = (v: Float32Array | null): number => {
+    let m = 0;
+    if (v) for (const x of v) if (Number.isFinite(x)) m = Math.max(m, Math.abs(x));
+    return m;
+  };
 
   const drawLegendBar = () => {
     const c = document.createElement("canvas");
@@ -119,13 +135,16 @@ function build(ctx: ViewContext<TextAttributionTraits>): void {
       img.data.set([r, g, b, 255], i * 4);
     }
     c2.putImageData(img, 0, 0);
-    const lo = isSigned() ? formatValue(-scaleMax) : "0";
+    const perText = model.get("scale") !== "shared";
+    const lo = isSigned() ? (perText ? "−max" : formatValue(-scaleMax)) : "0";
+    const hi = perText ? "+max" : formatValue(scaleMax);
     legend.replaceChildren(
       h("span", { class: "dv-ta-legend-label" }, isSigned() ? "against" : "attribution"),
       h("span", { class: "dv-ta-legend-tick" }, lo),
       c,
-      h("span", { class: "dv-ta-legend-tick" }, formatValue(scaleMax)),
+      h("span", { class: "dv-ta-legend-tick" }, hi),
       h("span", { class: "dv-ta-legend-label" }, isSigned() ? "for the class explained" : "(absolute)"),
+      h("span", { class: "dv-ta-legend-note" }, perText ? "each text scaled to its largest |attribution|; hover a token for its value" : "one scale for all texts"),
     );
   };
 
@@ -145,9 +164,9 @@ function build(ctx: ViewContext<TextAttributionTraits>): void {
       const s = scoresOf(r);
       return s ? unitScores(s, t.words, merge) : null;
     });
-    scaleMax = 0;
-    for (const v of perText) if (v) for (const x of v) if (Number.isFinite(x)) scaleMax = Math.max(scaleMax, Math.abs(x));
-    if (scaleMax === 0) scaleMax = 1;
+    const shared = model.get("scale") === "shared";
+    scaleSelect.value = shared ? "shared" : "per_text";
+    scaleMax = Math.max(0, ...perText.map(maxAbs)) || 1;
     drawLegendBar();
     units = [];
     list.replaceChildren(
@@ -169,6 +188,7 @@ function build(ctx: ViewContext<TextAttributionTraits>): void {
           if (entry.delta !== null && entry.delta !== undefined) head.append(h("span", { class: "dv-ta-delta" }, `δ ${formatValue(entry.delta)}`));
         }
         const values = perText[r];
+        const m = shared ? scaleMax : maxAbs(values) || 1;
         const labels = merge ? t.word_text : t.tokens;
         const tokenBox = h("div", { class: `dv-ta-tokens dv-ta-scheme-${t.scheme}`, "data-row": r });
         const spans = labels.map((text, i) => {
@@ -179,7 +199,7 @@ function build(ctx: ViewContext<TextAttributionTraits>): void {
           });
           if (!text) s.append("∅");
           if (values) {
-            const [cr, cg, cb, a] = colorOf(values[i], scaleMax);
+            const [cr, cg, cb, a] = colorOf(values[i], m);
             s.style.background = `rgb(${cr},${cg},${cb})`;
             s.style.color = a > 0.6 ? "#fff" : "#111";
           }
@@ -209,6 +229,10 @@ function build(ctx: ViewContext<TextAttributionTraits>): void {
   disposer.listen(list, "mouseleave", () => tooltip.hide());
   disposer.listen(methodSelect, "change", ctx.guard(() => {
     model.set("method", methodSelect.value);
+    model.save_changes();
+  }));
+  disposer.listen(scaleSelect, "change", ctx.guard(() => {
+    model.set("scale", scaleSelect.value as TextAttributionTraits["scale"]);
     model.save_changes();
   }));
   disposer.listen(mergeBox, "change", ctx.guard(() => {
@@ -241,7 +265,7 @@ function build(ctx: ViewContext<TextAttributionTraits>): void {
       },
     );
   }));
-  for (const name of ["texts", "class_names", "methods", "method_labels", "signed", "candidates", "scores", "method", "target", "merge"]) {
+  for (const name of ["texts", "class_names", "methods", "method_labels", "signed", "candidates", "scores", "method", "target", "merge", "scale"]) {
     ctx.on(`change:${name}`, ctx.guard(render));
   }
 

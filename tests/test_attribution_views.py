@@ -273,6 +273,8 @@ def test_text_show_target_computes_on_demand(text_view: TextAttribution) -> None
     assert bad["ok"] is False and "target: expected a class index in 0..2, got 3" in bad["error"]
     with pytest.raises(traitlets.TraitError, match="method: expected one of integrated_gradients"):
         text_view.method = "lime"
+    with pytest.raises(traitlets.TraitError, match="'scale' trait of a TextAttribution instance expected any of"):
+        text_view.scale = "global"
 
 
 def test_text_from_model_with_a_transformers_style_tokenizer() -> None:

@@ -209,6 +209,13 @@ def test_text_tokens_are_text_coloured_and_switch_offline(browser, tmp_path, tex
     head = page.inner_text('.dv-ta-text[data-row="0"] .dv-ta-head')
     assert "predicted" in head and "true b" in head and "sum" in head
     assert all(o.startswith(HOSTILE) or o[0] in "bc" for o in page.eval_on_selector_all(".dv-ta-target >> nth=0 >> option", "els => els.map(e => e.textContent)"))
+    # one scale for all texts: the text with the smaller largest |score| gets paler
+    assert page.eval_on_selector(".dv-ta-scale", "e => e.value") == "per_text"
+    both = _backgrounds(page, 0) + _backgrounds(page, 1)
+    page.select_option(".dv-ta-scale", "shared")
+    assert _backgrounds(page, 0) + _backgrounds(page, 1) != both and "one scale for all texts" in page.inner_text(".dv-ta-legend")
+    page.select_option(".dv-ta-scale", "per_text")
+    assert _backgrounds(page) == first
     # method switch
     page.select_option(".dv-ta-method", "occlusion")
     by_occlusion = _backgrounds(page)

@@ -3,7 +3,7 @@
 Front end: ``js/text_attribution.ts``. Compute: ``deepvis_widgets/compute/text_attribution.py``.
 
 Each text shows its tokens as text (never HTML), coloured by attribution on a
-shared diverging scale with a legend, the predicted and true label with their
+diverging scale (per text, or shared by all texts) with a legend, the predicted and true label with their
 probabilities, the sum of the attributions and the convergence delta. Method
 and target menus switch between maps computed when the view was made;
 sub-word pieces (WordPiece ``##ing``, SentencePiece ``▁word``, byte-level
@@ -132,7 +132,9 @@ class TextAttribution(DeepVisWidget, entry="text_attribution"):
     """Tokens coloured by attribution, with prediction, true label, sum and convergence delta.
 
     Build it from a model with :meth:`from_model`, or from scores computed
-    elsewhere: ``TextAttribution(tokens, scores)``.
+    elsewhere: ``TextAttribution(tokens, scores)``. Colours are scaled to each
+    text's largest |score| by default (``scale='shared'`` puts all texts on one
+    scale); hovering a token shows its value.
 
     Parameters
     ----------
@@ -187,6 +189,11 @@ class TextAttribution(DeepVisWidget, entry="text_attribution"):
     method = t.Unicode("", help="Method shown.").tag(sync=True)
     target = t.List(t.Int(), help="Class explained for each text (-1: scores given without a class).").tag(sync=True)
     merge = t.Bool(False, help="Merge sub-word pieces into words (scores summed). Default False.").tag(sync=True)
+    scale = t.Enum(
+        ["per_text", "shared"],
+        default_value="per_text",
+        help="Colour scale: each text to its own largest |score| ('per_text', as Captum does) or one for all. Default 'per_text'.",
+    ).tag(sync=True)
 
     def __init__(
         self,

@@ -3,7 +3,7 @@
 
 /** A probability as a percentage that does not round 0.9996 up to a certain 100%. */
 export function percent(p: number): string {
-  if (p >= 0.999 && p < 1) return ">99.9%";
+  if (p >= 0.999) return ">99.9%"; // a softmax is never exactly 1; float32 rounds it there
   if (p > 0 && p < 0.001) return "<0.1%";
   return `${(100 * p).toFixed(1)}%`;
 }
