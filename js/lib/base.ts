@@ -49,7 +49,7 @@ export interface ViewContext<T extends BaseTraits> {
 
 /** anywidget's `experimental` render argument (absent on save_html pages). */
 interface Experimental {
-  invoke?: (name: string, msg: unknown, options?: { buffers?: ArrayBuffer[]; timeout?: number }) => Promise<[any, DataView[]]>;
+  invoke?: (name: string, msg: unknown, options?: { buffers?: ArrayBuffer[]; signal?: AbortSignal }) => Promise<[any, DataView[]]>;
 }
 
 export type ViewBuilder<T extends BaseTraits> = (ctx: ViewContext<T>) => void;
@@ -134,7 +134,8 @@ export function defineView<T extends BaseTraits>(name: string, build: ViewBuilde
         showError,
         invoke(name, msg = {}, buffers = []) {
           if (!experimental?.invoke) return Promise.reject(new Error("no kernel: this page shows the data saved with it"));
-          return experimental.invoke(name, msg, { buffers, timeout: 120_000 });
+          // anywidget gives up after 3 s unless it gets a signal; model computations can take longer.
+          return experimental.invoke(name, msg, { buffers, signal: AbortSignal.timeout(120_000) });
         },
         markDrawn() {
           root.dataset.dvDrawnAt = performance.now().toFixed(1);
