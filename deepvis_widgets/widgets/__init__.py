@@ -1,6 +1,7 @@
 """Widget classes: trait schemas and thin glue over compute/ (never pixels)."""
 
 from ._base import DeepVisWidget
+from .attention import HeadView, ModelView
 from .feature_vis import FeatureVisView
 from .filters import FilterGrid
 from .generation_saliency import GenerationSaliency
@@ -8,6 +9,20 @@ from .heatmap import ArrayHeatmap
 from .layer_walk import LayerWalk
 from .logit_lens import LogitLens
 from .neuron_factors import NeuronFactors
+from .neuron_view import NeuronView
 from .sanity import SanityCheckView
 
-__all__ = ["ArrayHeatmap", "DeepVisWidget", "FeatureVisView", "FilterGrid", "GenerationSaliency", "LayerWalk", "LogitLens", "NeuronFactors", "SanityCheckView"]
+__all__ = [
+    "ArrayHeatmap",
+    "DeepVisWidget",
+    "FeatureVisView",
+    "FilterGrid",
+    "GenerationSaliency",
+    "HeadView",
+    "LayerWalk",
+    "LogitLens",
+    "ModelView",
+    "NeuronFactors",
+    "NeuronView",
+    "SanityCheckView",
+]
