@@ -134,6 +134,18 @@ def test_show_target_computes_a_new_class_and_leaves_the_model_unchanged(images:
         w.target = [next(c for c in range(6) if f"0:{c}" not in w.maps), w.target[1]]
 
 
+def test_the_front_end_command_reaches_show_target(images: torch.Tensor) -> None:
+    """The message ctx.invoke sends (anywidget's command protocol) computes the class and answers."""
+    w = ImageAttribution(tiny_cnn(), images[:1], ["saliency"], top_k=1)
+    other = (w.target[0] + 2) % 6
+    sent = []
+    w.send = lambda content, buffers=None: sent.append(content)  # type: ignore[method-assign]
+    msg = {"kind": "anywidget-command", "name": "_compute_target", "id": "7", "msg": {"row": 0, "target": other}}
+    w._handle_custom_msg(msg, [])
+    assert sent == [{"id": "7", "kind": "anywidget-command-response", "response": {"ok": True}}]
+    assert w.target == [other] and f"0:{other}" in w.maps
+
+
 def test_image_validation(images: torch.Tensor) -> None:
     net = tiny_cnn()
     with pytest.raises(ValueError, match="class_names: expected 6 names \\(one per model output\\), got 5"):
@@ -264,8 +276,12 @@ def test_text_from_model_equals_attribute_text(text_view: TextAttribution) -> No
 
 def test_text_show_target_computes_on_demand(text_view: TextAttribution) -> None:
     missing = next(c for c in range(3) if f"0:{c}" not in text_view.scores)
-    reply, _ = text_view._compute_target({"row": 0, "target": missing}, [])
-    assert reply == {"ok": True} and text_view.target[0] == missing and f"0:{missing}" in text_view.scores
+    sent = []
+    text_view.send = lambda content, buffers=None: sent.append(content)  # type: ignore[method-assign]
+    msg = {"kind": "anywidget-command", "name": "_compute_target", "id": "3", "msg": {"row": 0, "target": missing}}
+    text_view._handle_custom_msg(msg, [])
+    assert sent == [{"id": "3", "kind": "anywidget-command-response", "response": {"ok": True}}]
+    assert text_view.target[0] == missing and f"0:{missing}" in text_view.scores
     ids, _ = word_tokenizer("the cat sat")
     direct = attribute_text(text_view._live["model"], ids, "occlusion", target=missing, progress=False)
     np.testing.assert_allclose(text_view.scores_for(0, method="occlusion"), direct.scores[0].numpy(), rtol=1e-5)
