@@ -573,6 +573,16 @@ def test_model_unchanged_after_keyboard_interrupt(name: str, images: Tensor) -> 
     assert_unchanged(model, before)
 
 
+def test_batch_norm_statistics_untouched_in_a_train_mode_model(images: Tensor) -> None:
+    torch.manual_seed(0)
+    model = TinyResNet().train()
+    before = snapshot(model)
+    result = attribute(model, images, "integrated_gradients", target=1, n_steps=4)
+    assert_unchanged(model, before)  # running_mean, running_var, num_batches_tracked
+    reference = attribute(model.eval(), images, "integrated_gradients", target=1, n_steps=4)
+    torch.testing.assert_close(result.maps, reference.maps)
+
+
 def test_train_mode_model_runs_in_eval_mode_and_comes_back_training(images: Tensor) -> None:
     model = lived_in_model()
     first = attribute(model, images, "saliency", target=0)
@@ -847,6 +857,17 @@ def test_text_methods_on_a_gru_classifier(name: str) -> None:
         torch.testing.assert_close(result.scores, direct.float(), rtol=1e-5, atol=1e-6)
     if name == "saliency":
         assert not result.signed and (result.scores >= 0).all()
+
+
+def test_text_accepts_a_captum_layer_method() -> None:
+    torch.manual_seed(0)
+    model = GRUClassifier().eval()
+    ids = torch.randint(1, 40, (2, 6))
+    ours = attribute_text(model, ids, "integrated_gradients", target=1, n_steps=20)
+    lig = ca.LayerIntegratedGradients(model, model.emb)
+    theirs = attribute_text(model, ids, lig, target=1, n_steps=20, baselines=0)
+    torch.testing.assert_close(theirs.scores, ours.scores, rtol=1e-4, atol=1e-6)
+    assert theirs.method == "LayerIntegratedGradients"
 
 
 class IdsAsFeatures(nn.Module):
