@@ -18,6 +18,7 @@ from .compute.attention import (
     top_k_edges,
 )
 from .compute.cnn import top_activating
+from .compute.dynamics import track_layers
 from .compute.feature_vis import feature_visualization
 from .compute.generation_saliency import generation_saliency
 from .compute.hidden_states import (
@@ -35,6 +36,7 @@ from .compute.logit_lens import logit_lens
 from .compute.neuron_factors import neuron_factors
 from .compute.sanity import SanityResult, label_randomization_check, sanity_check
 from .compute.sanity import verdicts as sanity_verdicts
+from .compute.similarity import cka, similarity_matrix, svcca
 from .widgets import (
     ArrayHeatmap,
     DeepVisWidget,
@@ -47,7 +49,10 @@ from .widgets import (
     ModelView,
     NeuronFactors,
     NeuronView,
+    ProjectionView,
     SanityCheckView,
+    SimilarityMatrix,
+    TrainingMonitor,
 )
 
 __all__ = [
@@ -67,14 +72,18 @@ __all__ = [
     "ModelView",
     "NeuronFactors",
     "NeuronView",
+    "ProjectionView",
     "SanityCheckView",
     "SanityResult",
     "Selection",
+    "SimilarityMatrix",
+    "TrainingMonitor",
     "__version__",
     "attention_from_model",
     "attention_rollout",
     "bracket_depth",
     "capture_attention",
+    "cka",
     "feature_visualization",
     "gate_trace",
     "generation_saliency",
@@ -88,6 +97,9 @@ __all__ = [
     "sanity_check",
     "sanity_verdicts",
     "save_html",
+    "similarity_matrix",
+    "svcca",
     "top_activating",
     "top_k_edges",
+    "track_layers",
 ]

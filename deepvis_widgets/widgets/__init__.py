@@ -10,7 +10,10 @@ from .layer_walk import LayerWalk
 from .logit_lens import LogitLens
 from .neuron_factors import NeuronFactors
 from .neuron_view import NeuronView
+from .projection import ProjectionView
 from .sanity import SanityCheckView
+from .similarity import SimilarityMatrix
+from .training import TrainingMonitor
 
 __all__ = [
     "ArrayHeatmap",
@@ -24,5 +27,8 @@ __all__ = [
     "ModelView",
     "NeuronFactors",
     "NeuronView",
+    "ProjectionView",
     "SanityCheckView",
+    "SimilarityMatrix",
+    "TrainingMonitor",
 ]
