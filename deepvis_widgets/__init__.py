@@ -17,6 +17,7 @@ from .compute.attention import (
     query_key,
     top_k_edges,
 )
+from .compute.attribution import Attribution, attribute, expected_saliency
 from .compute.cnn import top_activating
 from .compute.dynamics import track_layers
 from .compute.feature_vis import feature_visualization
@@ -37,13 +38,18 @@ from .compute.neuron_factors import neuron_factors
 from .compute.sanity import SanityResult, label_randomization_check, sanity_check
 from .compute.sanity import verdicts as sanity_verdicts
 from .compute.similarity import cka, similarity_matrix, svcca
+from .compute.text_attribution import TokenAttribution, attribute_text
 from .widgets import (
     ArrayHeatmap,
+    CellOverText,
     DeepVisWidget,
     FeatureVisView,
     FilterGrid,
+    GateView,
     GenerationSaliency,
     HeadView,
+    HiddenStateExplorer,
+    ImageAttribution,
     LayerWalk,
     LogitLens,
     ModelView,
@@ -52,20 +58,26 @@ from .widgets import (
     ProjectionView,
     SanityCheckView,
     SimilarityMatrix,
+    TextAttribution,
     TrainingMonitor,
 )
 
 __all__ = [
     "ArrayHeatmap",
     "AttentionData",
+    "Attribution",
+    "CellOverText",
     "CellRanking",
     "DeepVisWidget",
     "FeatureVisView",
     "FilterGrid",
     "GateTrace",
+    "GateView",
     "GenerationSaliency",
     "HeadView",
+    "HiddenStateExplorer",
     "HiddenStates",
+    "ImageAttribution",
     "LayerWalk",
     "LogitLens",
     "Matches",
@@ -77,13 +89,18 @@ __all__ = [
     "SanityResult",
     "Selection",
     "SimilarityMatrix",
+    "TextAttribution",
+    "TokenAttribution",
     "TrainingMonitor",
     "__version__",
     "attention_from_model",
     "attention_rollout",
+    "attribute",
+    "attribute_text",
     "bracket_depth",
     "capture_attention",
     "cka",
+    "expected_saliency",
     "feature_visualization",
     "gate_trace",
     "generation_saliency",

@@ -2,10 +2,14 @@
 
 from ._base import DeepVisWidget
 from .attention import HeadView, ModelView
+from .cell_text import CellOverText
 from .feature_vis import FeatureVisView
 from .filters import FilterGrid
+from .gate_view import GateView
 from .generation_saliency import GenerationSaliency
 from .heatmap import ArrayHeatmap
+from .hidden_state_explorer import HiddenStateExplorer
+from .image_attribution import ImageAttribution
 from .layer_walk import LayerWalk
 from .logit_lens import LogitLens
 from .neuron_factors import NeuronFactors
@@ -13,15 +17,20 @@ from .neuron_view import NeuronView
 from .projection import ProjectionView
 from .sanity import SanityCheckView
 from .similarity import SimilarityMatrix
+from .text_attribution import TextAttribution
 from .training import TrainingMonitor
 
 __all__ = [
     "ArrayHeatmap",
+    "CellOverText",
     "DeepVisWidget",
     "FeatureVisView",
     "FilterGrid",
+    "GateView",
     "GenerationSaliency",
     "HeadView",
+    "HiddenStateExplorer",
+    "ImageAttribution",
     "LayerWalk",
     "LogitLens",
     "ModelView",
@@ -30,5 +39,6 @@ __all__ = [
     "ProjectionView",
     "SanityCheckView",
     "SimilarityMatrix",
+    "TextAttribution",
     "TrainingMonitor",
 ]
