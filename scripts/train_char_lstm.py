@@ -21,7 +21,7 @@ import torch
 from deepvis_widgets.examples.charlstm import WEIGHTS, CharLSTM, save_char_lstm, train_char_lstm
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "deepvis_widgets" / "examples" / "weights"
-DEFAULT_STEPS = 1500
+DEFAULT_STEPS = 2500
 
 
 def train(

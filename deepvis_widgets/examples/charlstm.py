@@ -98,7 +98,7 @@ class CharLSTM(nn.Module):
     Parameters
     ----------
     hidden_size
-        LSTM width (192 for the shipped model).
+        LSTM width (256 for the shipped model).
     embedding_dim
         Size of the character embedding.
 
@@ -106,10 +106,10 @@ class CharLSTM(nn.Module):
     -------
     >>> logits, (h, c) = CharLSTM()(encode_chars("def")[None])
     >>> logits.shape, c.shape
-    (torch.Size([1, 3, 97]), torch.Size([1, 1, 192]))
+    (torch.Size([1, 3, 97]), torch.Size([1, 1, 256]))
     """
 
-    def __init__(self, hidden_size: int = 192, embedding_dim: int = 64) -> None:
+    def __init__(self, hidden_size: int = 256, embedding_dim: int = 64) -> None:
         super().__init__()
         self.hidden_size = hidden_size
         self.embedding = nn.Embedding(len(CHAR_VOCAB), embedding_dim)
@@ -149,7 +149,7 @@ def char_lstm_states(model: CharLSTM, ids: torch.Tensor) -> dict[str, torch.Tens
     -------
     >>> states = char_lstm_states(CharLSTM(), encode_chars("if x:"))
     >>> states["c"].shape
-    torch.Size([5, 192])
+    torch.Size([5, 256])
     """
     if ids.ndim != 1:
         raise ValueError(f"ids must have shape (time,), got {tuple(ids.shape)}")
@@ -209,12 +209,12 @@ def char_lstm_loss(model: CharLSTM, text: str, window: int = 256) -> float:
 
 
 def train_char_lstm(
-    steps: int = 1500,
+    steps: int = 2500,
     seed: int = 0,
     *,
     batch_size: int = 32,
     window: int = 128,
-    hidden_size: int = 192,
+    hidden_size: int = 256,
     lr: float = 4e-3,
     n_eval_chars: int = 20000,
     progress: Callable[[int, float], None] | None = None,
@@ -228,7 +228,7 @@ def train_char_lstm(
     Parameters
     ----------
     steps
-        Optimizer steps (1,500 published; ~2.8 passes over the 2.2 M characters).
+        Optimizer steps (2,500 published; ~4.7 passes over the 2.2 M characters).
     seed
         Seeds the weights (the data order is fixed).
     batch_size, window, hidden_size
@@ -312,10 +312,21 @@ def save_char_lstm(model: CharLSTM, path: Any) -> int:
 def char_lstm() -> CharLSTMBundle:
     """The shipped character LSTM (eval mode) with its vocabulary and helpers.
 
+    Measured on the first 30,000 characters of the held-out modules (Python
+    3.11's stdlib): 1.10 nats/char (1.16 on the first 20,000; uniform guessing
+    is 4.57). Cells of ``c`` track indentation depth: cell 21 (r = -0.85 over
+    the first 6,000 characters, -0.73 over 30,000) and cell 213 (-0.76 over
+    30,000). Cell 117 is a "prose" cell:
+    it is on inside comments and strings alike (|r| = 0.72 against
+    inside-comment-or-string); among characters outside strings it separates
+    comments from code (|r| = 0.71). No single cell separates comments from
+    docstrings. Trained by ``scripts/train_char_lstm.py`` in 2,500 steps
+    (30 min on a heavily shared core, roughly 8-10 min on an idle one).
+
     Returns
     -------
     CharLSTMBundle
-        ``model`` (:class:`CharLSTM`, hidden 192), ``vocab`` (:data:`CHAR_VOCAB`),
+        ``model`` (:class:`CharLSTM`, hidden 256), ``vocab`` (:data:`CHAR_VOCAB`),
         ``encode`` (:func:`encode_chars`) and ``decode`` (:func:`decode_chars`).
         Use :func:`char_lstm_states` for per-character cell states and gates.
 

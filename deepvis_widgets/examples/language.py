@@ -110,10 +110,9 @@ def _convert_smollm2(gguf: Path, target: Path) -> None:
     # torch); the same de-quantization runs without it when called directly.
     config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    parsed = load_gguf_checkpoint(
-        str(gguf), return_tensors=True, model_to_load=model, torch_dtype=torch.float32
-    )
-    result = model.load_state_dict(parsed["tensors"], strict=False)
+    parsed = load_gguf_checkpoint(str(gguf), return_tensors=True, model_to_load=model)
+    tensors = {k: v.float() for k, v in parsed["tensors"].items()}
+    result = model.load_state_dict(tensors, strict=False)
     tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
     if set(result.missing_keys) - tied or result.unexpected_keys:
         raise RuntimeError(
