@@ -896,6 +896,10 @@ def test_text_errors() -> None:
     with pytest.raises(ValueError, match=r"target: class 4 is out of range"):
         attribute_text(model, torch.ones(1, 5, dtype=torch.long), target=4)
     with pytest.raises(
+        TypeError, match=r"steps: not an option of text method 'integrated_gradients'"
+    ):
+        attribute_text(model, torch.ones(1, 5, dtype=torch.long), steps=10)
+    with pytest.raises(
         ValueError, match=r"embedding_layer: found no nn.Embedding that reads input_ids"
     ):
         attribute_text(IdsAsFeatures(), torch.ones(1, 5, dtype=torch.long), "saliency")

@@ -48,6 +48,7 @@ TEXT_METHODS: dict[str, dict[str, Any]] = {
         "signed": True,
         "reduce": "sum",
         "batch": "internal_batch_size",
+        "captum": ca.LayerIntegratedGradients,
         "defaults": {"n_steps": 50, "method": "gausslegendre", "return_convergence_delta": True},
     },
     "input_x_gradient": {
@@ -55,6 +56,7 @@ TEXT_METHODS: dict[str, dict[str, Any]] = {
         "signed": True,
         "reduce": "sum",
         "batch": None,
+        "captum": ca.LayerGradientXActivation,
         "defaults": {},
     },
     "saliency": {
@@ -62,6 +64,7 @@ TEXT_METHODS: dict[str, dict[str, Any]] = {
         "signed": False,
         "reduce": "norm",
         "batch": None,
+        "captum": ca.LayerGradientXActivation,
         "defaults": {},
     },
     "occlusion": {
@@ -69,6 +72,7 @@ TEXT_METHODS: dict[str, dict[str, Any]] = {
         "signed": True,
         "reduce": None,
         "batch": "perturbations_per_eval",
+        "captum": ca.FeatureAblation,
         "defaults": {},
     },
 }
@@ -274,6 +278,7 @@ def attribute_text(
         extra_values.append(static.pop(key).to(device))
     budget = parse_budget(memory_budget)
     spec = resolve_target(target, n, device)
+    _check_options(name, spec_info.get("captum") or type(method), options)
     attr = {**spec_info["defaults"], **options}
     reference = _baseline_ids(model, input_ids, baselines)
 
@@ -382,6 +387,26 @@ class _TextForward(ForwardWrapper):
         ids, extras = args[0], args[1:]
         self.forward_kwargs.update(zip(self.names, extras, strict=True))
         return super().forward(ids)
+
+
+_OWN = {
+    "self",
+    "inputs",
+    "target",
+    "additional_forward_args",
+    "baselines",
+    "feature_mask",
+    "layer_baselines",
+}
+
+
+def _check_options(name: str, cls: type, options: Mapping[str, Any]) -> None:
+    accepted = sorted(set(inspect.signature(cls.attribute).parameters) - _OWN)
+    for key in options:
+        if key not in accepted:
+            raise TypeError(
+                f"{key}: not an option of text method {name!r}; accepted: {', '.join(accepted)}"
+            )
 
 
 def _predict(call: Any, input_ids: Tensor, chunk: int = 64) -> Tensor:
