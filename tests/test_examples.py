@@ -260,7 +260,7 @@ def test_crossings_short_training_run_learns():
     )
     losses = metrics["log"]["train_loss"]
     assert losses[-20:].mean() < 0.6 * losses[:20].mean()
-    assert metrics["step_accuracy"] > 0.5
+    assert metrics["step_accuracy"] > 0.4  # untrained: ~0.03; published run: 0.98
     assert list(metrics["log"]["steps"]) == [0, 40, 80, 120]
     again, _ = ex.train_crossings(steps=3, seed=0, batch_size=8, n_tracked=4, n_test=8)
     once_more, _ = ex.train_crossings(steps=3, seed=0, batch_size=8, n_tracked=4, n_test=8)
@@ -380,10 +380,17 @@ def test_shipped_text_classifier_accuracy():
 
 @pytest.mark.slow
 def test_text_classifier_short_training_run(tmp_path):
-    _model, metrics = ex.train_text_classifier(epochs=1, seed=0, per_class=1500)
-    assert metrics["balanced_accuracy"] > 0.8
-    _script("train_text_classifier").main(["--epochs", "1", "--out", str(tmp_path)])
-    ex.LineClassifier().load_state_dict(_common.load_weights(tmp_path / "text_classifier.pt"))
+    script = _script("train_text_classifier")
+    metrics = script.main(["--epochs", "2", "--per-class", "800", "--out", str(tmp_path)])
+    assert metrics["balanced_accuracy"] > 0.85  # published run: 0.98
+    assert metrics["recall"]["comment"] > 0.9
+    model = ex.LineClassifier()
+    model.load_state_dict(_common.load_weights(tmp_path / "text_classifier.pt"))
+    lines, y = ex.labelled_lines("test")
+    again = textclf.evaluate_line_classifier(
+        model, ex.tokenize_lines(lines)[0], torch.from_numpy(y)
+    )
+    assert abs(again["accuracy"] - metrics["accuracy"]) < 0.01  # float16 weights
 
 
 # ------------------------------------------------------ transformers models
