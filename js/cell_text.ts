@@ -174,6 +174,7 @@ function build(ctx: ViewContext<CellOverTextTraits>): void {
     model.save_changes();
     paint();
   }));
+  disposer.listen(cellInput, "keydown", (ev: KeyboardEvent) => ev.stopPropagation());
   disposer.listen(colorSelect, "change", ctx.guard(() => {
     model.set("color_by", colorSelect.value as "cell" | "indicator");
     model.save_changes();

@@ -598,18 +598,28 @@ function build(ctx: ViewContext<HiddenStateExplorerTraits>): void {
     const step = { ArrowLeft: -1, ArrowRight: 1, PageUp: -V, PageDown: V, Home: -N, End: N }[ev.key];
     if (step === undefined) return;
     ev.preventDefault();
+    ev.stopPropagation();
     scrollTo(pos + (ev.shiftKey && Math.abs(step) === 1 ? step * Math.floor(V / 2) : step));
   }));
   disposer.listen(slider, "input", ctx.guard(() => scrollTo(Number(slider.value))));
   disposer.listen(prev, "click", ctx.guard(() => scrollTo(pos - V)));
   disposer.listen(next, "click", ctx.guard(() => scrollTo(pos + V)));
-  disposer.listen(goto, "change", ctx.guard(() => {
+  const goTo = ctx.guard(() => {
     const t = Number(goto.value);
-    if (!Number.isFinite(t)) return;
+    if (goto.value === "" || !Number.isFinite(t)) return;
     focus = [Math.max(0, Math.min(N - 1, t)), Math.max(0, Math.min(N - 1, t)) + 1];
     scrollTo(t - Math.floor(V / 3));
-  }));
-  disposer.listen(thrInput, "change", ctx.guard(() => setThreshold(Number(thrInput.value), true)));
+  });
+  const applyThreshold = ctx.guard(() => setThreshold(Number(thrInput.value), true));
+  disposer.listen(goto, "change", goTo);
+  disposer.listen(thrInput, "change", applyThreshold);
+  // Keys typed into our inputs are ours: JupyterLab's notebook shortcuts must not see them.
+  for (const [input, apply] of [[goto, goTo], [thrInput, applyThreshold]] as const) {
+    disposer.listen(input, "keydown", (ev: KeyboardEvent) => {
+      ev.stopPropagation();
+      if (ev.key === "Enter") apply();
+    });
+  }
 
   // --- from Python -------------------------------------------------------------------------------------
   ctx.on("change:position", ctx.guard(() => {

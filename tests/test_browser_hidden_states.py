@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
 import numpy as np
 import pytest
 
@@ -16,6 +22,7 @@ from .test_hidden_state_views import HOSTILE, QUOTED, planted, quote_states
 pytestmark = pytest.mark.browser
 
 PLOT_H, PAD, AXIS_W = 180, 6, 64  # js/hidden_state_explorer.ts
+LAB_TOKEN = "deepvis-hs-token"
 
 
 def _open(browser, widget, tmp_path, name="page.html", **kwargs):
@@ -38,7 +45,9 @@ def _stage(page) -> tuple[int, int, int]:
 def _brush(page, start: int, last: int, y_frac: float = 0.8) -> None:
     """Drags across the plot from token `start` to token `last` (inclusive)."""
     pos, _, tw = _stage(page)
-    box = page.query_selector(".dv-hse-plot").bounding_box()
+    plot = page.query_selector(".dv-hse-plot")
+    plot.scroll_into_view_if_needed()
+    box = plot.bounding_box()
     y = box["y"] + box["height"] * y_frac
     page.mouse.move(box["x"] + AXIS_W + (start - pos + 0.5) * tw, y)
     page.mouse.down()
@@ -54,7 +63,11 @@ def _matches(page) -> list[tuple[int, int]]:
 def _go_to(page, token: int) -> None:
     page.fill(".dv-hse-goto", str(token))
     page.press(".dv-hse-goto", "Enter")
-    page.wait_for_function("t => Number(document.querySelector('.dv-hse-stage').dataset.position) <= t", arg=token)
+    page.wait_for_function(
+        "t => { const d = document.querySelector('.dv-hse-stage').dataset;"
+        " return Number(d.position) <= t && t < Number(d.position) + Number(d.visible); }",
+        arg=token,
+    )
 
 
 def test_explorer_draws_brushes_matches_and_scrolls_without_a_kernel(browser, tmp_path) -> None:
@@ -237,4 +250,118 @@ def test_gate_view_colours_each_component_and_plots_a_unit(browser, tmp_path) ->
     assert page.inner_text(".dv-gate-unit-title") == "Unit 3 over time"
     assert distinct_colors(page, ".dv-gate-unit") > 4
     assert log.dialogs == [] and log.blocked == [] and log.errors == []
+    page.context.close()
+
+
+# --- live JupyterLab: the kernel serves windows, selections and matches ------------------------------
+LIVE_CELL = """
+import json, numpy as np
+from deepvis_widgets.compute.hidden_states import HiddenStates
+from deepvis_widgets.widgets.hidden_state_explorer import HiddenStateExplorer
+rng = np.random.default_rng(0)
+x = rng.uniform(-0.25, 0.25, (20_000, 16))
+for s in (40, 300, 1200, 15_000):
+    x[s:s + 5, 3] = 0.8
+    x[s:s + 5, 7] = 0.6
+w = HiddenStateExplorer(HiddenStates(x, [chr(97 + i % 26) for i in range(20_000)]), embed_tokens=500, top_k=10)
+w.observe(lambda ch: open("live.json", "w").write(json.dumps({"selection": w.selection, "matches": w.matches})),
+          "_match_serial")
+w.observe(lambda ch: open("position.txt", "w").write(str(w.position)), "position")
+w
+"""
+
+
+@pytest.fixture(scope="module")
+def live_lab(tmp_path_factory):
+    import nbformat
+
+    from .test_lab import _free_port  # the server recipe of test_lab.py, with our own notebook
+
+    root = tmp_path_factory.mktemp("lab_hs")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(LIVE_CELL)]
+    nbformat.write(nb, root / "live.ipynb")
+    port = _free_port()
+    cmd = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+        f"--IdentityProvider.token={LAB_TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+        f"--LabApp.user_settings_dir={root / '.settings'}", f"--LabApp.workspaces_dir={root / '.workspaces'}",
+    ]
+    with open(root / "server.log", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 90
+            while True:
+                try:
+                    urllib.request.urlopen(f"{base}/api/status?token={LAB_TOKEN}", timeout=2)
+                    break
+                except OSError:
+                    if time.time() > deadline or proc.poll() is not None:
+                        raise RuntimeError(f"JupyterLab did not start:\n{(root / 'server.log').read_text()[-3000:]}") from None
+                    time.sleep(0.5)
+            yield {"base": base, "root": root}
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _wait_file(path, check, what: str, timeout: float = 60) -> str:
+    deadline = time.time() + timeout
+    while True:
+        text = path.read_text() if path.exists() else ""
+        if text and check(text):
+            return text
+        assert time.time() < deadline, f"{what}: {text!r}"
+        time.sleep(0.2)
+
+
+@pytest.mark.lab
+def test_explorer_in_a_live_kernel_fetches_windows_and_matches_in_python(browser, live_lab) -> None:
+    page, log = open_offline_page(browser)
+    page.set_default_timeout(120_000)
+    page.goto(f"{live_lab['base']}/lab/tree/live.ipynb?token={LAB_TOKEN}")
+    page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')")
+    deadline = time.time() + 120
+    while not page.evaluate(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
+        " && w.sessionContext.session.kernel.status === 'idle'); }"
+    ):
+        if page.query_selector(".jp-Dialog .jp-mod-accept"):
+            page.click(".jp-Dialog .jp-mod-accept")
+        assert time.time() < deadline, "kernel never became idle"
+        page.wait_for_timeout(500)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_selector(".jp-OutputArea .dv-root[data-dv-drawn=true][data-dv-kernel=yes]")
+
+    # Token 15,000 is far beyond the 500 saved tokens: the kernel serves that window.
+    _go_to(page, 15_000)
+    page.wait_for_function("() => document.querySelector('.dv-hse-tok[data-slot=\"0\"]').textContent !== ''")
+    pos, visible, _ = _stage(page)
+    texts = page.eval_on_selector_all(".dv-hse-tok", "els => els.map(e => e.textContent)")
+    assert texts[:3] == [chr(97 + (pos + i) % 26) for i in range(3)]
+    assert page.evaluate("() => document.querySelector('.dv-hse-note').style.display") == "none"
+
+    # Brushing there: Python confirms the selection and matches over all 20,000 tokens.
+    _brush(page, 15_000, 15_004)
+    live = json.loads(_wait_file(live_lab["root"] / "live.json", lambda s: '"cells": [3, 7]' in s, "no selection in the kernel"))
+    assert live["selection"]["start"] == 15_000 and live["selection"]["end"] == 15_005
+    starts = [m["start"] for m in live["matches"]]
+    assert starts[:4] == [40, 300, 1200, 15_000]
+    page.wait_for_function("() => document.querySelector('.dv-hse-match-head').dataset.source === 'python'"
+                           " && document.querySelectorAll('.dv-hse-match').length >= 4")
+    assert [s for s, _ in _matches(page)][:4] == [40, 300, 1200, 15_000]
+    assert "all 20,000 tokens" in page.inner_text(".dv-hse-match-head")
+
+    # Clicking a match scrolls the view, and the position reaches the kernel.
+    page.click(".dv-hse-match >> nth=1")
+    pos, visible, _ = _stage(page)
+    assert pos == 300 - visible // 3
+    assert _wait_file(live_lab["root"] / "position.txt", lambda s: s == str(pos), "position never reached the kernel") == str(pos)
+    assert log.dialogs == []
     page.context.close()
