@@ -4,8 +4,9 @@
 // method. A map is composed at its own resolution into an offscreen canvas
 // (greyed photo blended with the map colour, alpha = opacity x sqrt(|value| / clip))
 // and scaled onto its tile; the opacity and clip sliders only recompose.
-// Targets: each row's menu switches between the maps saved with the view;
-// others are asked from the kernel (ctx.invoke), which fails on saved pages.
+// Targets: each row's menu switches between the maps saved with the view; a
+// class typed under it is asked from the kernel (ctx.invoke -> _compute_target),
+// which fails, with a note, on saved pages.
 
 import { percent, percentileOf } from "./lib/attribution";
 import { defineView, type BaseTraits, type ViewContext } from "./lib/base";
@@ -238,7 +239,12 @@ function build(ctx: ViewContext<ImageAttributionTraits>): void {
     for (let r = 0; r < N; r++) {
       const select = h("select", { class: "dv-select dv-ia-target", "aria-label": `target of image ${r}`, "data-row": r });
       selects.push(select);
-      grid.append(h("div", { class: "dv-ia-rowhead" }, h("div", { class: "dv-ia-rowname" }, names[r] ?? `image ${r}`), h("label", { class: "dv-ia-explain" }, "explaining ", select)));
+      const head = h("div", { class: "dv-ia-rowhead" }, h("div", { class: "dv-ia-rowname" }, names[r] ?? `image ${r}`), h("label", { class: "dv-ia-explain" }, "explaining ", select));
+      if (model.get("live")) {
+        // Any other class, computed by the kernel (a saved page says it needs one).
+        head.append(h("input", { class: "dv-ia-other", type: "text", list: listId, placeholder: "other class…", "aria-label": `another class for image ${r}`, "data-row": r }));
+      }
+      grid.append(head);
       const row: HTMLCanvasElement[] = [];
       for (let c = 0; c <= M; c++) {
         const canvas = h("canvas", { class: c === 0 ? "dv-ia-tile dv-ia-input" : "dv-ia-tile", "data-row": r, "data-col": c, role: "img" });
@@ -250,6 +256,56 @@ function build(ctx: ViewContext<ImageAttributionTraits>): void {
     }
     syncSelects();
     setText(foot, `Signed methods: blue against the class, red for it; absolute methods: yellow = most important. Each map is scaled to its own clip percentile of |attribution|; hover a map for values, click to enlarge.`);
+  };
+
+  // Suggestions for the "other class" inputs: one datalist per view (ids must be unique on the page).
+  const listId = `dv-ia-classes-${Math.random().toString(36).slice(2, 10)}`;
+  const classList = h("datalist", { id: listId });
+  body.append(classList);
+  const fillClassList = () => classList.replaceChildren(...model.get("class_names").map((name) => h("option", { value: name })));
+
+  /** A class index from what was typed: a class name, or an index. */
+  const parseClass = (text: string): number | null => {
+    const t = text.trim();
+    const names = model.get("class_names");
+    const k = names.indexOf(t);
+    if (k >= 0) return k;
+    return /^\d+$/.test(t) ? Number(t) : null;
+  };
+
+  /** Shows class `cls` for row `r`: saved maps at once, others asked from the kernel. */
+  const chooseTarget = (r: number, cls: number, onFail: () => void) => {
+    if (model.get("maps")[`${r}:${cls}`]) {
+      const target = [...model.get("target")];
+      target[r] = cls;
+      setText(note, "");
+      model.set("target", target);
+      model.save_changes();
+      return;
+    }
+    setText(note, `computing the maps for ${className(cls)}…`);
+    ctx.invoke<{ ok: boolean; error?: string }>("_compute_target", { row: r, target: cls }).then(
+      ([res]) => {
+        setText(note, res.ok ? "" : res.error ?? "could not compute the maps");
+        if (!res.ok) onFail();
+      },
+      () => {
+        setText(note, `the maps for ${className(cls)} need a live kernel; this page shows the targets saved with it`);
+        onFail();
+      },
+    );
+  };
+
+  const askOther = (input: HTMLInputElement, r: number) => {
+    const text = input.value.trim();
+    if (!text) return;
+    const cls = parseClass(text);
+    if (cls === null) {
+      setText(note, `no class named "${text}"; type a class name or index`);
+      return;
+    }
+    input.value = "";
+    chooseTarget(r, cls, () => undefined);
   };
 
   const syncSelects = () => {
@@ -392,30 +448,22 @@ function build(ctx: ViewContext<ImageAttributionTraits>): void {
     model.save_changes();
   }));
   disposer.listen(grid, "change", ctx.guard((ev: Event) => {
-    const s = ev.target as HTMLSelectElement;
-    if (!s.classList.contains("dv-ia-target")) return;
-    const r = Number(s.dataset.row);
-    const cls = Number(s.value);
-    const previous = model.get("target")[r];
-    if (model.get("maps")[`${r}:${cls}`]) {
-      const target = [...model.get("target")];
-      target[r] = cls;
-      setText(note, "");
-      model.set("target", target);
-      model.save_changes();
-      return;
+    const el = ev.target as HTMLElement;
+    const r = Number(el.dataset.row);
+    if (el.classList.contains("dv-ia-target")) {
+      const s = el as HTMLSelectElement;
+      const previous = model.get("target")[r];
+      chooseTarget(r, Number(s.value), () => { s.value = String(previous); });
+    } else if (el.classList.contains("dv-ia-other")) {
+      askOther(el as HTMLInputElement, r);
     }
-    setText(note, `computing the maps for ${className(cls)}…`);
-    ctx.invoke<{ ok: boolean; error?: string }>("_compute_target", { row: r, target: cls }).then(
-      ([res]) => {
-        setText(note, res.ok ? "" : res.error ?? "could not compute the maps");
-        if (!res.ok) s.value = String(previous);
-      },
-      () => {
-        setText(note, `the maps for ${className(cls)} need a live kernel; this page shows the targets saved with it`);
-        s.value = String(previous);
-      },
-    );
+  }));
+  // Enter may be taken by the open suggestion list before "change" fires: handle it too.
+  disposer.listen(grid, "keydown", ctx.guard((ev: KeyboardEvent) => {
+    const el = ev.target as HTMLElement;
+    if (ev.key !== "Enter" || !el.classList.contains("dv-ia-other")) return;
+    ev.preventDefault();
+    askOther(el as HTMLInputElement, Number(el.dataset.row));
   }));
 
   const refreshMaps = ctx.guard(() => {
@@ -427,9 +475,9 @@ function build(ctx: ViewContext<ImageAttributionTraits>): void {
   ctx.on("change:target", refreshMaps);
   ctx.on("change:signed", refreshMaps);
   ctx.on("change:candidates", ctx.guard(syncSelects));
-  ctx.on("change:class_names", ctx.guard(() => { syncSelects(); drawAll(); }));
+  ctx.on("change:class_names", ctx.guard(() => { fillClassList(); syncSelects(); drawAll(); }));
   for (const name of ["opacity", "clip", "selected"]) ctx.on(`change:${name}`, ctx.guard(drawAll));
-  for (const name of ["tile_size", "verdicts", "methods", "method_labels", "image_names"]) ctx.on(`change:${name}`, ctx.guard(() => { mapCache = new Map(); layout(); drawAll(); }));
+  for (const name of ["tile_size", "verdicts", "methods", "method_labels", "image_names", "live"]) ctx.on(`change:${name}`, ctx.guard(() => { mapCache = new Map(); layout(); drawAll(); }));
 
   ctx.setExporter("png", () => {
     const M = methods().length;
@@ -466,6 +514,7 @@ function build(ctx: ViewContext<ImageAttributionTraits>): void {
     return out;
   });
 
+  fillClassList();
   layout();
   drawAll();
   ctx.markDrawn();

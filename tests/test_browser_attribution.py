@@ -3,6 +3,9 @@ pixels read back, sliders, targets switched without a kernel, click to enlarge, 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -132,6 +135,16 @@ def test_target_switch_without_a_kernel_uses_the_saved_maps(browser, tmp_path, i
     page.select_option(".dv-ia-target >> nth=0", str(unsaved))
     page.wait_for_function("() => document.querySelector('.dv-ia-note').textContent.includes('live kernel')")
     assert page.eval_on_selector(".dv-ia-target >> nth=0", "e => e.value") == other
+    # any other class, typed by name: a saved page has no kernel to compute it
+    assert len(page.query_selector_all("datalist option")) == 6
+    page.fill(".dv-ia-other >> nth=1", "no such class")
+    page.press(".dv-ia-other >> nth=1", "Enter")
+    assert page.inner_text(".dv-ia-note") == 'no class named "no such class"; type a class name or index'
+    name = f"{HOSTILE} {unsaved}"
+    page.fill(".dv-ia-other >> nth=0", name)
+    page.press(".dv-ia-other >> nth=0", "Enter")
+    page.wait_for_function("n => document.querySelector('.dv-ia-note').textContent.includes(n + ' need a live kernel')", arg=name)
+    assert page.eval_on_selector(".dv-ia-target >> nth=0", "e => e.value") == other
     assert log.dialogs == [] and log.blocked == []
     page.context.close()
 
@@ -251,4 +264,94 @@ def test_text_merges_pieces_and_wraps_long_texts(browser, tmp_path, text_view) -
     assert rows == [["word", "3: playing"], ["pieces", "2"], ["attribution", format_value(float(s[3] + s[4]))]]
     box = page.query_selector('.dv-ta-text[data-row="1"] .dv-ta-tokens').bounding_box()
     assert box["width"] <= 900 and box["height"] > 8 * 20, "300 tokens wrap onto many lines"
+    page.context.close()
+
+
+# --- live kernel ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lab_notebook(tmp_path_factory):
+    """JupyterLab serving one notebook that builds an ImageAttribution with one saved target per image."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import nbformat
+
+    from .test_lab import TOKEN, _free_port
+
+    root = tmp_path_factory.mktemp("lab_attr")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import torch\n"
+            "from tests.test_attribution_views import tiny_cnn\n"
+            "from deepvis_widgets.widgets.image_attribution import ImageAttribution\n"
+            "torch.set_num_threads(1)\n"
+            "w = ImageAttribution(tiny_cnn(), torch.rand(1, 3, 12, 12), ['saliency'], top_k=1, class_names=list('abcdef'))\n"
+            "w.observe(lambda ch: open('target.txt', 'w').write(repr(ch['new'])), 'target')\n"
+            "w"
+        )
+    ]
+    nbformat.write(nb, root / "live.ipynb")
+    port = _free_port()
+    cmd = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+        f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+        f"--LabApp.user_settings_dir={root / '.settings'}", f"--LabApp.workspaces_dir={root / '.workspaces'}",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    with open(root / "server.log", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 90
+            while True:
+                try:
+                    urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
+                    break
+                except OSError:
+                    if time.time() > deadline or proc.poll() is not None:
+                        raise RuntimeError((root / "server.log").read_text()[-3000:]) from None
+                    time.sleep(0.5)
+            yield {"url": f"{base}/lab/tree/live.ipynb?token={TOKEN}", "root": root}
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.mark.lab
+def test_another_class_is_computed_by_the_live_kernel(browser, lab_notebook) -> None:
+    import time
+
+    page, log = open_offline_page(browser)
+    page.set_default_timeout(120_000)
+    page.goto(lab_notebook["url"])
+    page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')")
+    deadline = time.time() + 120
+    while not page.evaluate(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
+        " && w.sessionContext.session.kernel.status === 'idle'); }"
+    ):
+        if page.query_selector(".jp-Dialog .jp-mod-accept"):
+            page.click(".jp-Dialog .jp-mod-accept")
+        assert time.time() < deadline, "kernel never became idle"
+        page.wait_for_timeout(500)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_selector(".jp-OutputArea .dv-root[data-dv-drawn=true]")
+    saved = page.eval_on_selector(".dv-ia-target", "e => e.value")
+    other = "e" if saved != "4" else "f"
+    page.fill(".dv-ia-other", other)
+    page.press(".dv-ia-other", "Enter")
+    wanted = str("abcdef".index(other))
+    page.wait_for_function("v => document.querySelector('.dv-ia-target').value === v", arg=wanted, timeout=60_000)
+    assert (Path(lab_notebook["root"]) / "target.txt").read_text() == f"[{wanted}]"
+    assert len(page.query_selector_all(".dv-ia-target option")) == 2 and page.inner_text(".dv-ia-note") == ""
+    assert distinct_colors(page, '.dv-ia-tile[data-col="1"]') > 5
+    assert log.dialogs == []
     page.context.close()

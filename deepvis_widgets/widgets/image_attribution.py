@@ -117,8 +117,10 @@ class ImageAttribution(DeepVisWidget, entry="image_attribution"):
     values saturate); the *opacity* slider sets how strongly maps cover the
     image. Each row's menu lists the image's ``top_k`` predicted classes with
     their probabilities; their maps are all computed when the view is made,
-    so switching works in exported HTML too. Hover a map for its value, click
-    it to enlarge it with its legend.
+    so switching works in exported HTML too; with a live kernel, typing any
+    other class name (or index) under a row's menu computes its maps in the
+    kernel (:meth:`show_target`), with progress in the view. Hover a map for
+    its value, click it to enlarge it with its legend.
 
     Parameters
     ----------
