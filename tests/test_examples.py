@@ -196,6 +196,11 @@ def test_digits_script_reproduces_published_accuracy(tmp_path):
     model.load_state_dict(_common.load_weights(tmp_path / "digits_cnn.pt"))
     data = ex.digits_data()
     assert digits.accuracy(model, data.x_test, data.y_test) >= DIGITS_TEST_ACCURACY
+    # Same recipe, same model: here the file is byte-identical to the shipped one;
+    # another CPU's kernels may round differently, so compare predictions.
+    with torch.no_grad():
+        agree = model(data.x_test).argmax(-1) == ex.digits_cnn()(data.x_test).argmax(-1)
+    assert agree.float().mean() > 0.99
 
 
 # ------------------------------------------------------------ crossings GRU
