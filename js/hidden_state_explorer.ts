@@ -75,6 +75,7 @@ function build(ctx: ViewContext<HiddenStateExplorerTraits>): void {
   let local: { records: MatchRecord[]; snippets: Snippets } | null = null;
   let width = 900;
   let V = 60;
+  let loadError = ""; // the last failed window request, shown under the plot
 
   // --- DOM ----------------------------------------------------------------------------------
   const thrInput = h("input", { class: "dv-hse-input", type: "number", step: "0.01", "aria-label": "threshold" });
@@ -141,7 +142,19 @@ function build(ctx: ViewContext<HiddenStateExplorerTraits>): void {
     pos = Math.max(0, Math.min(pos, Math.max(0, N - 1)));
     const end = Math.min(N, pos + V);
     if (!store.hasRange(pos - 1, end + 1) && store.canFetch) {
-      store.ensure(pos - 1, end + 1).then(schedule, () => schedule());
+      store.ensure(pos - 1, end + 1).then(
+        () => {
+          loadError = "";
+          schedule();
+        },
+        (err) => {
+          const message = `could not load tokens ${pos}–${end - 1} from the kernel: ${err instanceof Error ? err.message : String(err)}`;
+          if (message !== loadError) {
+            loadError = message;
+            schedule();
+          }
+        },
+      );
     }
     const W = AXIS_W + V * tw();
     const dpr = setupCanvas(plot, W, PLOT_H);
@@ -269,7 +282,7 @@ function build(ctx: ViewContext<HiddenStateExplorerTraits>): void {
     if (missing) {
       c.fillStyle = fg2;
       c.textAlign = "center";
-      c.fillText(store.canFetch ? "loading…" : "not saved with this page", AXIS_W + (V * tw()) / 2, PLOT_H / 2);
+      c.fillText(loadError ? "could not load" : store.canFetch ? "loading…" : "not saved with this page", AXIS_W + (V * tw()) / 2, PLOT_H / 2);
     }
     // token labels
     const inRange = brush ?? (sel ? [sel.start, sel.end] : null);
@@ -292,7 +305,10 @@ function build(ctx: ViewContext<HiddenStateExplorerTraits>): void {
     setText(where, `tokens ${pos.toLocaleString()}–${(end - 1).toLocaleString()} of ${N.toLocaleString()}`);
     stage.dataset.position = String(pos);
     stage.dataset.visible = String(V);
-    if (missing && !store.canFetch) {
+    if (missing && loadError) {
+      setText(note, loadError);
+      note.style.display = "";
+    } else if (missing && !store.canFetch) {
       setText(note, kernel === null
         ? "asking the kernel for these tokens…"
         : `Tokens from ${store.saved.toLocaleString()} on were not saved with this page (it holds the first ${store.saved.toLocaleString()} of ${N.toLocaleString()} tokens); run the notebook to scroll through all of them.`);

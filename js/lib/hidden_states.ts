@@ -49,7 +49,7 @@ export class CorpusStore {
   private embedded: Block;
   private blocks = new Map<number, Block>();
   private pending = new Map<number, Promise<void>>();
-  private failed = new Set<number>();
+  private failed = new Map<number, string>();
 
   constructor(
     readonly nTokens: number,
@@ -140,7 +140,9 @@ export class CorpusStore {
     if (!this.fetch) return Promise.reject(new Error("no kernel"));
     const waits: Promise<void>[] = [];
     for (let b = Math.floor(Math.max(start, this.saved) / CorpusStore.BLOCK); b * CorpusStore.BLOCK < end; b++) {
-      if (this.blocks.has(b) || this.failed.has(b)) continue;
+      if (this.blocks.has(b)) continue;
+      const failure = this.failed.get(b);
+      if (failure !== undefined) return Promise.reject(new Error(failure));
       let p = this.pending.get(b);
       if (!p) {
         const b0 = b * CorpusStore.BLOCK;
@@ -151,7 +153,7 @@ export class CorpusStore {
             while (this.blocks.size > CorpusStore.KEEP) this.blocks.delete(this.blocks.keys().next().value as number);
           },
           (err) => {
-            this.failed.add(b);
+            this.failed.set(b, err instanceof Error ? err.message : String(err));
             throw err;
           },
         );
