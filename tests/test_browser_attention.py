@@ -7,10 +7,7 @@ and every page is watched for blocked requests, script dialogs and errors.
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 import time
-import urllib.request
 
 import nbformat
 import numpy as np
@@ -21,7 +18,14 @@ from deepvis_widgets.export import execute_notebook, export_notebook
 from deepvis_widgets.widgets.attention import HeadView, ModelView
 from deepvis_widgets.widgets.neuron_view import NeuronView
 
-from .conftest import ROOT, canvas_pixel, distinct_colors, open_offline_page, wait_drawn
+from .conftest import (
+    ROOT,
+    canvas_pixel,
+    distinct_colors,
+    jupyter_lab,
+    open_offline_page,
+    wait_drawn,
+)
 from .test_attention_views import (
     TEXT,
     TEXT_B,
@@ -301,7 +305,7 @@ def test_exported_notebook_is_explorable_offline(browser, exported):
 # Live kernel: layers, rows and heads fetched on demand -----------------------------------------
 @pytest.fixture(scope="module")
 def lab_notebook(tmp_path_factory):
-    from .test_lab import TOKEN, _free_port
+    from .test_lab import TOKEN
 
     root = tmp_path_factory.mktemp("attention_lab")
     nb = nbformat.v4.new_notebook()
@@ -321,33 +325,8 @@ def lab_notebook(tmp_path_factory):
         nbformat.v4.new_code_cell("NeuronView.from_model(tiny_gpt2(), gpt_tokenizer(), TEXT, embed=False, layer=0, head=0)"),
     ]
     nbformat.write(nb, root / "live.ipynb")
-    port = _free_port()
-    cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-        f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-        f"--LabApp.user_settings_dir={root / '.settings'}", f"--LabApp.workspaces_dir={root / '.workspaces'}",
-    ]  # fmt: skip
-    log = open(root / "server.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"JupyterLab did not start:\n{(root / 'server.log').read_text()[-3000:]}") from None
-                time.sleep(0.5)
+    with jupyter_lab(root, TOKEN) as base:
         yield f"{base}/lab/tree/live.ipynb?token={TOKEN}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.mark.lab

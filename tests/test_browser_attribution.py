@@ -13,7 +13,7 @@ import torch
 from deepvis_widgets.widgets.image_attribution import ImageAttribution
 from deepvis_widgets.widgets.text_attribution import TextAttribution
 
-from .conftest import canvas_pixel, distinct_colors, open_offline_page, wait_drawn
+from .conftest import canvas_pixel, distinct_colors, jupyter_lab, open_offline_page, wait_drawn
 from .test_attribution_views import TinyGRU, tiny_cnn
 
 pytestmark = pytest.mark.browser
@@ -271,14 +271,10 @@ def test_text_merges_pieces_and_wraps_long_texts(browser, tmp_path, text_view) -
 @pytest.fixture(scope="module")
 def lab_notebook(tmp_path_factory):
     """JupyterLab serving one notebook that builds an ImageAttribution with one saved target per image."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
 
     import nbformat
 
-    from .test_lab import TOKEN, _free_port
+    from .test_lab import TOKEN
 
     root = tmp_path_factory.mktemp("lab_attr")
     nb = nbformat.v4.new_notebook()
@@ -295,33 +291,9 @@ def lab_notebook(tmp_path_factory):
         )
     ]
     nbformat.write(nb, root / "live.ipynb")
-    port = _free_port()
-    cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-        f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-        f"--LabApp.user_settings_dir={root / '.settings'}", f"--LabApp.workspaces_dir={root / '.workspaces'}",
-    ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    with open(root / "server.log", "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 90
-            while True:
-                try:
-                    urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
-                    break
-                except OSError:
-                    if time.time() > deadline or proc.poll() is not None:
-                        raise RuntimeError((root / "server.log").read_text()[-3000:]) from None
-                    time.sleep(0.5)
-            yield {"url": f"{base}/lab/tree/live.ipynb?token={TOKEN}", "root": root}
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with jupyter_lab(root, TOKEN, env=env) as base:
+        yield {"url": f"{base}/lab/tree/live.ipynb?token={TOKEN}", "root": root}
 
 
 @pytest.mark.lab

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -16,7 +13,7 @@ from deepvis_widgets.widgets.cell_text import CellOverText
 from deepvis_widgets.widgets.gate_view import GateView
 from deepvis_widgets.widgets.hidden_state_explorer import HiddenStateExplorer
 
-from .conftest import canvas_pixel, distinct_colors, open_offline_page, wait_drawn
+from .conftest import canvas_pixel, distinct_colors, jupyter_lab, open_offline_page, wait_drawn
 from .test_hidden_state_views import HOSTILE, QUOTED, planted, quote_states
 
 pytestmark = pytest.mark.browser
@@ -275,39 +272,14 @@ w
 def live_lab(tmp_path_factory):
     import nbformat
 
-    from .test_lab import _free_port  # the server recipe of test_lab.py, with our own notebook
 
     root = tmp_path_factory.mktemp("lab_hs")
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(LIVE_CELL)]
     nbformat.write(nb, root / "live.ipynb")
-    port = _free_port()
-    cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-        f"--IdentityProvider.token={LAB_TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-        f"--LabApp.user_settings_dir={root / '.settings'}", f"--LabApp.workspaces_dir={root / '.workspaces'}",
-    ]
-    with open(root / "server.log", "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 90
-            while True:
-                try:
-                    urllib.request.urlopen(f"{base}/api/status?token={LAB_TOKEN}", timeout=2)
-                    break
-                except OSError:
-                    if time.time() > deadline or proc.poll() is not None:
-                        raise RuntimeError(f"JupyterLab did not start:\n{(root / 'server.log').read_text()[-3000:]}") from None
-                    time.sleep(0.5)
-            yield {"base": base, "root": root}
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with jupyter_lab(root, LAB_TOKEN) as base:
+        yield {"base": base, "root": root}
 
 
 def _wait_file(path, check, what: str, timeout: float = 60) -> str:

@@ -16,7 +16,7 @@ from deepvis_widgets._html import save_html
 from deepvis_widgets.widgets.projection import ProjectionView
 from deepvis_widgets.widgets.training import TrainingMonitor
 
-from .conftest import distinct_colors, open_offline_page, wait_drawn
+from .conftest import distinct_colors, jupyter_lab, open_offline_page, wait_drawn
 
 pytestmark = pytest.mark.browser
 
@@ -376,12 +376,6 @@ open("loop_done.txt", "w").write(str(mon.updates_sent))
 
 @pytest.fixture(scope="module")
 def training_lab(tmp_path_factory):
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
     import nbformat
 
     root = tmp_path_factory.mktemp("lab")
@@ -389,35 +383,8 @@ def training_lab(tmp_path_factory):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(_LAB_DISPLAY), nbformat.v4.new_code_cell(_LAB_LOOP)]
     nbformat.write(nb, root / "training.ipynb")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-        f"--IdentityProvider.token={_LAB_TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-        f"--LabApp.user_settings_dir={root / '.settings'}", f"--LabApp.workspaces_dir={root / '.workspaces'}",
-    ]
-    log = open(root / "server.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={_LAB_TOKEN}", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"JupyterLab did not start:\n{(root / 'server.log').read_text()[-3000:]}") from None
-                time.sleep(0.5)
+    with jupyter_lab(root, _LAB_TOKEN) as base:
         yield {"base": base, "root": root}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.mark.lab

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from .conftest import canvas_pixel, open_offline_page
+from .conftest import canvas_pixel, jupyter_lab, open_offline_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.lab]
 
 TOKEN = "deepvis-test-token"
 HOSTILE = "</script><script>alert(1)</script><img src=x onerror=alert(2)>"
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -45,34 +36,8 @@ def lab(tmp_path_factory):
         ),
     ]
     nbformat.write(nb, root / "live.ipynb")
-    port = _free_port()
-    cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-        f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-        "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={root / '.settings'}",
-        f"--LabApp.workspaces_dir={root / '.workspaces'}", "--ServerApp.open_browser=False",
-    ]
-    log = open(root / "server.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"JupyterLab did not start:\n{(root / 'server.log').read_text()[-3000:]}") from None
-                time.sleep(0.5)
+    with jupyter_lab(root, TOKEN) as base:
         yield {"base": base, "root": root}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_notebook_runs_draws_syncs_clicks_and_fills_the_sidebar(browser, lab) -> None:
