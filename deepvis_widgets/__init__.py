@@ -17,7 +17,14 @@ from .compute.attention import (
     query_key,
     top_k_edges,
 )
-from .compute.attribution import Attribution, attribute, expected_saliency
+from .compute.attribution import (
+    Attribution,
+    MethodInfo,
+    attribute,
+    available_methods,
+    expected_saliency,
+    top_predictions,
+)
 from .compute.cnn import top_activating
 from .compute.dynamics import track_layers
 from .compute.feature_vis import feature_visualization
@@ -81,6 +88,7 @@ __all__ = [
     "LayerWalk",
     "LogitLens",
     "Matches",
+    "MethodInfo",
     "ModelView",
     "NeuronFactors",
     "NeuronView",
@@ -97,6 +105,7 @@ __all__ = [
     "attention_rollout",
     "attribute",
     "attribute_text",
+    "available_methods",
     "bracket_depth",
     "capture_attention",
     "cka",
@@ -118,5 +127,6 @@ __all__ = [
     "svcca",
     "top_activating",
     "top_k_edges",
+    "top_predictions",
     "track_layers",
 ]
