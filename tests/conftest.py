@@ -175,3 +175,19 @@ def jupyter_lab(root: Path, token: str, env: dict[str, str] | None = None) -> It
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def wait_for_lab_kernel(page: Any, timeout_s: float = 120) -> None:
+    """Waits until the open notebook's kernel is idle, accepting a "Select Kernel" dialog if one shows."""
+    import time
+
+    deadline = time.time() + timeout_s
+    while not page.evaluate(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
+        " && w.sessionContext.session.kernel.status === 'idle'); }"
+    ):
+        if page.query_selector(".jp-Dialog .jp-mod-accept"):
+            page.click(".jp-Dialog .jp-mod-accept")
+        assert time.time() < deadline, "kernel never became idle"
+        page.wait_for_timeout(500)

@@ -7,7 +7,6 @@ and every page is watched for blocked requests, script dialogs and errors.
 from __future__ import annotations
 
 import hashlib
-import time
 
 import nbformat
 import numpy as np
@@ -25,6 +24,7 @@ from .conftest import (
     jupyter_lab,
     open_offline_page,
     wait_drawn,
+    wait_for_lab_kernel,
 )
 from .test_attention_views import (
     TEXT,
@@ -335,16 +335,7 @@ def test_live_kernel_sends_layers_rows_and_heads_on_demand(browser, lab_notebook
     page.set_default_timeout(120_000)
     page.goto(lab_notebook)
     page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')")
-    deadline = time.time() + 120
-    while not page.evaluate(
-        "() => { const w = window.jupyterapp.shell.currentWidget;"
-        " return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
-        " && w.sessionContext.session.kernel.status === 'idle'); }"
-    ):
-        if page.query_selector(".jp-Dialog .jp-mod-accept"):
-            page.click(".jp-Dialog .jp-mod-accept")
-        assert time.time() < deadline, "kernel never became idle"
-        page.wait_for_timeout(500)
+    wait_for_lab_kernel(page)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     page.wait_for_function("document.querySelectorAll('.jp-OutputArea .dv-root[data-dv-drawn=true]').length >= 2")
     head = page.query_selector(".jp-OutputArea .dv-view-head_view")

@@ -13,7 +13,14 @@ import torch
 from deepvis_widgets.widgets.image_attribution import ImageAttribution
 from deepvis_widgets.widgets.text_attribution import TextAttribution
 
-from .conftest import canvas_pixel, distinct_colors, jupyter_lab, open_offline_page, wait_drawn
+from .conftest import (
+    canvas_pixel,
+    distinct_colors,
+    jupyter_lab,
+    open_offline_page,
+    wait_drawn,
+    wait_for_lab_kernel,
+)
 from .test_attribution_views import TinyGRU, tiny_cnn
 
 pytestmark = pytest.mark.browser
@@ -298,22 +305,12 @@ def lab_notebook(tmp_path_factory):
 
 @pytest.mark.lab
 def test_another_class_is_computed_by_the_live_kernel(browser, lab_notebook) -> None:
-    import time
 
     page, log = open_offline_page(browser)
     page.set_default_timeout(120_000)
     page.goto(lab_notebook["url"])
     page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')")
-    deadline = time.time() + 120
-    while not page.evaluate(
-        "() => { const w = window.jupyterapp.shell.currentWidget;"
-        " return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
-        " && w.sessionContext.session.kernel.status === 'idle'); }"
-    ):
-        if page.query_selector(".jp-Dialog .jp-mod-accept"):
-            page.click(".jp-Dialog .jp-mod-accept")
-        assert time.time() < deadline, "kernel never became idle"
-        page.wait_for_timeout(500)
+    wait_for_lab_kernel(page)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     page.wait_for_selector(".jp-OutputArea .dv-root[data-dv-drawn=true]")
     saved = page.eval_on_selector(".dv-ia-target", "e => e.value")

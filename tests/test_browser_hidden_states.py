@@ -13,7 +13,14 @@ from deepvis_widgets.widgets.cell_text import CellOverText
 from deepvis_widgets.widgets.gate_view import GateView
 from deepvis_widgets.widgets.hidden_state_explorer import HiddenStateExplorer
 
-from .conftest import canvas_pixel, distinct_colors, jupyter_lab, open_offline_page, wait_drawn
+from .conftest import (
+    canvas_pixel,
+    distinct_colors,
+    jupyter_lab,
+    open_offline_page,
+    wait_drawn,
+    wait_for_lab_kernel,
+)
 from .test_hidden_state_views import HOSTILE, QUOTED, planted, quote_states
 
 pytestmark = pytest.mark.browser
@@ -298,16 +305,7 @@ def test_explorer_in_a_live_kernel_fetches_windows_and_matches_in_python(browser
     page.set_default_timeout(120_000)
     page.goto(f"{live_lab['base']}/lab/tree/live.ipynb?token={LAB_TOKEN}")
     page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')")
-    deadline = time.time() + 120
-    while not page.evaluate(
-        "() => { const w = window.jupyterapp.shell.currentWidget;"
-        " return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
-        " && w.sessionContext.session.kernel.status === 'idle'); }"
-    ):
-        if page.query_selector(".jp-Dialog .jp-mod-accept"):
-            page.click(".jp-Dialog .jp-mod-accept")
-        assert time.time() < deadline, "kernel never became idle"
-        page.wait_for_timeout(500)
+    wait_for_lab_kernel(page)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     page.wait_for_selector(".jp-OutputArea .dv-root[data-dv-drawn=true][data-dv-kernel=yes]")
 

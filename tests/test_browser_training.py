@@ -16,7 +16,13 @@ from deepvis_widgets._html import save_html
 from deepvis_widgets.widgets.projection import ProjectionView
 from deepvis_widgets.widgets.training import TrainingMonitor
 
-from .conftest import distinct_colors, jupyter_lab, open_offline_page, wait_drawn
+from .conftest import (
+    distinct_colors,
+    jupyter_lab,
+    open_offline_page,
+    wait_drawn,
+    wait_for_lab_kernel,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -396,16 +402,7 @@ def test_live_loop_updates_the_view_and_brushing_reaches_python(browser, trainin
     page.set_default_timeout(120_000)
     page.goto(f"{training_lab['base']}/lab/tree/training.ipynb?token={_LAB_TOKEN}")
     page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')")
-    deadline = time.time() + 120
-    while not page.evaluate(
-        "() => { const w = window.jupyterapp.shell.currentWidget;"
-        " return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
-        " && w.sessionContext.session.kernel.status === 'idle'); }"
-    ):
-        if page.query_selector(".jp-Dialog .jp-mod-accept"):
-            page.click(".jp-Dialog .jp-mod-accept")
-        assert time.time() < deadline, "kernel never became idle"
-        page.wait_for_timeout(500)
+    wait_for_lab_kernel(page)
     # Not awaited: the command's promise resolves only when every cell has run.
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     root = ".jp-OutputArea .dv-root"

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from .conftest import canvas_pixel, jupyter_lab, open_offline_page
+from .conftest import canvas_pixel, jupyter_lab, open_offline_page, wait_for_lab_kernel
 
 pytestmark = [pytest.mark.browser, pytest.mark.lab]
 
@@ -46,16 +46,7 @@ def test_notebook_runs_draws_syncs_clicks_and_fills_the_sidebar(browser, lab) ->
     page.goto(f"{lab['base']}/lab/tree/live.ipynb?token={TOKEN}")
     page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')")
     # Wait for the kernel, accepting a "Select Kernel" dialog if JupyterLab shows one.
-    deadline = time.time() + 120
-    while not page.evaluate(
-        "() => { const w = window.jupyterapp.shell.currentWidget;"
-        " return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
-        " && w.sessionContext.session.kernel.status === 'idle'); }"
-    ):
-        if page.query_selector(".jp-Dialog .jp-mod-accept"):
-            page.click(".jp-Dialog .jp-mod-accept")
-        assert time.time() < deadline, "kernel never became idle"
-        page.wait_for_timeout(500)
+    wait_for_lab_kernel(page)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
     view = ".jp-OutputArea .dv-root[data-dv-drawn=true]"
