@@ -26,6 +26,7 @@ from .compute.attribution import (
     top_predictions,
 )
 from .compute.cnn import top_activating
+from .compute.comparison import Comparison, compare_predictions, per_example_loss, sample_by_metric
 from .compute.dynamics import track_layers
 from .compute.feature_vis import feature_visualization
 from .compute.generation_saliency import generation_saliency
@@ -50,6 +51,7 @@ from .widgets import (
     ArrayHeatmap,
     CellOverText,
     DeepVisWidget,
+    ErrorGallery,
     FeatureVisView,
     FilterGrid,
     GateView,
@@ -59,6 +61,7 @@ from .widgets import (
     ImageAttribution,
     LayerWalk,
     LogitLens,
+    ModelComparison,
     ModelView,
     NeuronFactors,
     NeuronView,
@@ -75,7 +78,9 @@ __all__ = [
     "Attribution",
     "CellOverText",
     "CellRanking",
+    "Comparison",
     "DeepVisWidget",
+    "ErrorGallery",
     "FeatureVisView",
     "FilterGrid",
     "GateTrace",
@@ -89,6 +94,7 @@ __all__ = [
     "LogitLens",
     "Matches",
     "MethodInfo",
+    "ModelComparison",
     "ModelView",
     "NeuronFactors",
     "NeuronView",
@@ -109,6 +115,7 @@ __all__ = [
     "bracket_depth",
     "capture_attention",
     "cka",
+    "compare_predictions",
     "expected_saliency",
     "feature_visualization",
     "gate_trace",
@@ -119,7 +126,9 @@ __all__ = [
     "label_randomization_check",
     "logit_lens",
     "neuron_factors",
+    "per_example_loss",
     "query_key",
+    "sample_by_metric",
     "sanity_check",
     "sanity_verdicts",
     "save_html",

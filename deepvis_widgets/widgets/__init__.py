@@ -3,6 +3,8 @@
 from ._base import DeepVisWidget
 from .attention import HeadView, ModelView
 from .cell_text import CellOverText
+from .comparison import ModelComparison
+from .error_gallery import ErrorGallery
 from .feature_vis import FeatureVisView
 from .filters import FilterGrid
 from .gate_view import GateView
@@ -24,6 +26,7 @@ __all__ = [
     "ArrayHeatmap",
     "CellOverText",
     "DeepVisWidget",
+    "ErrorGallery",
     "FeatureVisView",
     "FilterGrid",
     "GateView",
@@ -33,6 +36,7 @@ __all__ = [
     "ImageAttribution",
     "LayerWalk",
     "LogitLens",
+    "ModelComparison",
     "ModelView",
     "NeuronFactors",
     "NeuronView",

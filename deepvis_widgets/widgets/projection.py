@@ -17,7 +17,7 @@ from .._arrays import as_numpy, encode_array
 from ..compute.projection import Method, Projection, error_rate_surface, project
 from .bokeh_loader import BokehView, bokeh_item, new_figure
 
-__all__ = ["ProjectionView", "encode_examples", "encode_labels"]
+__all__ = ["ProjectionView", "encode_examples", "encode_labels", "take_examples"]
 
 #: Above this many points the scatter draws with WebGL.
 WEBGL_POINTS = 5000
@@ -82,6 +82,32 @@ def encode_examples(examples: Any, n: int, name: str = "examples") -> dict[str, 
     stride = max(1, math.ceil(max(arr.shape[1], arr.shape[2]) / MAX_THUMB))
     arr = np.ascontiguousarray(arr[:, ::stride, ::stride, :])
     return {"kind": "image", "images": encode_array(arr, "uint8", name=name)}
+
+
+def take_examples(examples: Any, indices: np.ndarray, n: int, name: str = "examples") -> Any:
+    """The examples at ``indices`` of ``n`` examples (strings, arrays or tensors), for :func:`encode_examples`.
+
+    Views that show only a sample of many examples encode just that sample.
+
+    Example
+    -------
+    >>> take_examples(["a", "b", "c"], np.array([2, 0]), 3)
+    ['c', 'a']
+    """
+    if examples is None:
+        return None
+    if isinstance(examples, str):
+        raise TypeError(f"{name}: expected {n} examples (strings or images), got a single string")
+    if isinstance(examples, (list, tuple)):
+        if len(examples) != n:
+            raise ValueError(f"{name}: expected {n} examples (one per point), got {len(examples)}")
+        return [examples[int(i)] for i in indices]
+    if not hasattr(examples, "shape") or not hasattr(examples, "__getitem__"):
+        raise TypeError(f"{name}: expected a list of strings, a numpy array or a torch tensor, got {type(examples).__name__}")
+    if len(examples.shape) == 0 or examples.shape[0] != n:
+        raise ValueError(f"{name}: expected {n} examples (one per point), got shape {tuple(examples.shape)}")
+    arr = as_numpy(examples[np.asarray(indices, dtype=np.int64)] if type(examples).__module__.startswith("torch") else np.asarray(examples)[indices], name)
+    return arr
 
 
 def encode_labels(labels: Any, n: int, class_names: Sequence[str] | None = None, name: str = "labels") -> tuple[dict[str, Any], list[str]]:

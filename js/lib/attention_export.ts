@@ -3,9 +3,9 @@
 
 import type { BaseTraits, ViewContext } from "./base";
 import { slug } from "./base";
-import { h } from "./dom";
+import { h, svg, svgRoot } from "./dom";
 
-const SVG_NS = "http://www.w3.org/2000/svg";
+export { svg, svgRoot };
 
 export function downloadBlob(blob: Blob, filename: string): void {
   const url = URL.createObjectURL(blob);
@@ -27,16 +27,3 @@ export function addSvgButton<T extends BaseTraits>(ctx: ViewContext<T>, fallback
   }));
 }
 
-/** An SVG element with attributes; text goes in as a text node, never markup. */
-export function svg(tag: string, attrs: Record<string, string | number> = {}, text?: string): SVGElement {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-export function svgRoot(width: number, height: number, background: string): SVGSVGElement {
-  const root = svg("svg", { xmlns: SVG_NS, width, height, viewBox: `0 0 ${width} ${height}` }) as SVGSVGElement;
-  root.append(svg("rect", { x: 0, y: 0, width, height, fill: background }));
-  return root;
-}

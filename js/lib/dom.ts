@@ -20,6 +20,43 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
+export const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** An SVG element with attributes; text goes in as a text node, never markup. */
+export function svg(tag: string, attrs: Record<string, string | number> = {}, text?: string): SVGElement {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export function svgRoot(width: number, height: number, background: string): SVGSVGElement {
+  const root = svg("svg", { xmlns: SVG_NS, width, height, viewBox: `0 0 ${width} ${height}` }) as SVGSVGElement;
+  root.append(svg("rect", { x: 0, y: 0, width, height, fill: background }));
+  return root;
+}
+
+/**
+ * A copy of a live SVG whose fills, strokes and fonts are written out as attributes,
+ * so it looks the same once saved (CSS variables and classes do not travel).
+ */
+export function standaloneSvg(live: SVGSVGElement): SVGSVGElement {
+  const copy = live.cloneNode(true) as SVGSVGElement;
+  const src = live.querySelectorAll("*");
+  const dst = copy.querySelectorAll("*");
+  src.forEach((node, i) => {
+    const cs = getComputedStyle(node);
+    const out = dst[i] as SVGElement;
+    for (const prop of ["fill", "stroke", "fill-opacity", "stroke-width", "opacity", "font-size", "font-family", "font-weight"]) {
+      const v = cs.getPropertyValue(prop);
+      if (v) out.setAttribute(prop, v);
+    }
+    out.removeAttribute("class");
+    out.removeAttribute("style");
+  });
+  return copy;
+}
+
 /** Replaces all children with text (never parsed as HTML). */
 export function setText(node: Element, text: string): void {
   node.textContent = text;
