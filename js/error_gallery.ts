@@ -102,7 +102,7 @@ function build(ctx: ViewContext<ErrorGalleryTraits>): void {
     const row = h("div", { class: "dv-example-grid dv-eg-row", "data-group": g.name });
     for (const r of g.rows) {
       const caption: [string, string][] = [[metric, formatValue(values[r])]];
-      if (labels[r]) caption.push(["true", labels[r]]);
+      if (labels[r]) caption.push(["label", labels[r]]);
       if (preds[r]) caption.push(["pred", preds[r]]);
       const card = examples.available
         ? examples.card(r, caption, size, () => select(r))
