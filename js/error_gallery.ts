@@ -35,7 +35,8 @@ export function groupColor(name: string): string {
   if (name === "worst") return "#e45756";
   if (name === "best") return "#4c78a8";
   const q = name.startsWith("q") ? Number(name.slice(1)) : 0.5;
-  if (!(q >= 0 && q <= 1) || Math.abs(q - 0.5) < 0.2) return "#8c8c8c";
+  // Grey strictly inside (0.3, 0.7). Not |q - 0.5| < 0.2: in floats that greys 0.7 but not 0.3.
+  if (!(q >= 0 && q <= 1) || (q > 0.3 && q < 0.7)) return "#8c8c8c";
   return q > 0.5 ? "#e45756" : "#4c78a8";
 }
 
