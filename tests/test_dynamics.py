@@ -225,12 +225,32 @@ def test_pca_matches_sklearn_up_to_sign_and_is_deterministic() -> None:
         project(x, method="isomap")
 
 
-@pytest.mark.skipif(umap_available(), reason="umap-learn is installed here")
-def test_umap_falls_back_to_pca_with_a_clear_message() -> None:
+def test_umap_falls_back_to_pca_with_a_clear_message(monkeypatch) -> None:
+    import deepvis_widgets.compute.projection as projection
+
+    monkeypatch.setattr(projection, "umap_available", lambda: False)  # as on a machine without umap-learn
     x = np.random.default_rng(1).normal(size=(50, 4))
     with pytest.warns(UserWarning, match=r"UMAP is not installed \(pip install umap-learn\): showing PCA instead"):
         p = project(x, method="umap")
     assert p.method == "pca" and "umap-learn" in p.note
+
+
+@pytest.mark.slow
+def test_umap_keeps_neighbourhoods_better_than_pca_and_is_seeded() -> None:
+    # umap-learn is in the examples extra; the first call compiles numba code (~30-90 s here).
+    from sklearn.datasets import load_digits
+    from sklearn.manifold import trustworthiness
+
+    assert umap_available()
+    x = load_digits().data[:600]
+    u = project(x, method="umap", seed=0)
+    pca = project(x, method="pca")
+    assert u.method == "umap" and u.coords.shape == (600, 2) and u.note == ""
+    t_umap = trustworthiness(x, u.coords, n_neighbors=10)
+    t_pca = trustworthiness(x, pca.coords, n_neighbors=10)
+    assert t_umap > 0.95 and t_umap > t_pca + 0.1, (t_umap, t_pca)
+    again = project(x, method="umap", seed=0)
+    np.testing.assert_allclose(again.coords, u.coords, atol=1e-4)
 
 
 def test_error_surface_is_high_where_errors_are() -> None:

@@ -135,7 +135,11 @@ def project(features: Any, method: Method = "pca", *, seed: int = 0, **options: 
         import umap
 
         reducer = umap.UMAP(n_components=2, random_state=seed, **options)
-        return Projection(np.asarray(reducer.fit_transform(x), dtype=np.float32), "umap")
+        with warnings.catch_warnings():
+            # a seed makes UMAP single-threaded, which is what we want; its notice says so on every call
+            warnings.filterwarnings("ignore", message="n_jobs value .* overridden", category=UserWarning)
+            coords = reducer.fit_transform(x)
+        return Projection(np.asarray(coords, dtype=np.float32), "umap")
     if method == "tsne":
         from sklearn.manifold import TSNE
 
