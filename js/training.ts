@@ -170,11 +170,14 @@ function build(ctx: ViewContext<TrainingTraits>): void {
 
   let cardsFrame = 0;
   const renderCardsSoon = () => {
-    // The linked panels answer a brush at once; the cards follow on the next frame.
+    // The linked panels answer a brush at once (Bokeh repaints the scatter in the
+    // coming frame); the cards follow in the frame after, so they do not delay it.
     if (cardsFrame) cancelAnimationFrame(cardsFrame);
     cardsFrame = requestAnimationFrame(() => {
-      cardsFrame = 0;
-      ctx.guard(renderCards)();
+      cardsFrame = requestAnimationFrame(() => {
+        cardsFrame = 0;
+        ctx.guard(renderCards)();
+      });
     });
   };
   disposer.add(() => cardsFrame && cancelAnimationFrame(cardsFrame));

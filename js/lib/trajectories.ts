@@ -90,6 +90,12 @@ export class TrajectoryPanel {
   private dy = new Int32Array(0);
   private basePixels = new Uint32Array(0);
   private frame: ImageData | null = null;
+  /** The selection whose lines `frame` holds (null: it must be redrawn). */
+  private frameRows: number[] | null = null;
+  /** With shared steps: the device column of each step, and the device rows step-major ((c, n), -1 where missing). */
+  private colX = new Int32Array(0);
+  private rowsByStep = new Int16Array(0);
+  private runs = new Int32Array(0);
   private selected: number[] = [];
   private brush: [number, number, number, number] | null = null;
   private x0 = 0;
@@ -197,6 +203,22 @@ export class TrajectoryPanel {
       this.dx[m] = x === x ? Math.round(x * k) : -1;
       this.dy[m] = x === x ? Math.round(this.py[m] * k) : -1;
     }
+    if (d.steps && this.canvas.height < 32767) {
+      this.colX = new Int32Array(c);
+      this.rowsByStep = new Int16Array(n * c).fill(-1);
+      for (let j = 0; j < c; j++) {
+        for (let i = 0; i < n; i++) {
+          if (this.dx[i * c + j] >= 0) {
+            this.colX[j] = this.dx[i * c + j];
+            break;
+          }
+        }
+        for (let i = 0; i < n; i++) this.rowsByStep[j * n + i] = this.dy[i * c + j];
+      }
+    } else {
+      this.colX = new Int32Array(0);
+      this.rowsByStep = new Int16Array(0);
+    }
     this.paintBase();
     this.draw();
   }
@@ -211,8 +233,17 @@ export class TrajectoryPanel {
     const d = this.data;
     if (!d) return [];
     const out: number[] = [];
+    // With steps shared by every example, only the steps inside the brush can hit.
+    let j0 = 0;
+    let j1 = d.c - 1;
+    if (d.steps) {
+      const W = this.width - MARGIN.left - MARGIN.right;
+      const xAt = (j: number) => MARGIN.left + ((d.steps![j] - this.x0) / (this.x1 - this.x0)) * W;
+      while (j0 < d.c && xAt(j0) < ax - 1) j0++;
+      while (j1 >= j0 && xAt(j1) > bx + 1) j1--;
+    }
     for (let i = 0; i < d.n; i++) {
-      for (let j = 0; j < d.c; j++) {
+      for (let j = j0; j <= j1; j++) {
         const x = this.px[i * d.c + j];
         const y = this.py[i * d.c + j];
         if (x >= ax && x <= bx && y >= ay && y <= by) {
@@ -288,6 +319,77 @@ export class TrajectoryPanel {
     }
   }
 
+  /**
+   * Sets the pixels of the polylines of `rows` to `value` (and their right
+   * neighbours when `thick`) when every example shares the same steps: the
+   * result of `rasterize`, about twice as fast for thousands of lines. Step by
+   * step, each segment covers one run of pixels per device column it crosses;
+   * the runs go into a column-major difference array (+1 at a run's top, -1
+   * below its bottom) that stays in cache while one step is processed, and one
+   * pass over the pixels turns the counts into the selection's pixels.
+   */
+  private overlayByStep(rows: ArrayLike<number>, target: Uint32Array, value: number, thick: boolean): void {
+    const { n, c } = this.data!;
+    const w = this.canvas.width;
+    const h = this.canvas.height;
+    const h1 = h + 1;
+    if (this.runs.length !== w * h1) this.runs = new Int32Array(w * h1);
+    const runs = this.runs;
+    runs.fill(0);
+    const Y = this.rowsByStep;
+    const X = this.colX;
+    const m = rows.length;
+    const spread = thick ? 2 : 1;
+    for (let j = 0; j < c; j++) {
+      const xa = X[j];
+      const oa = j * n;
+      const last = j + 1 === c;
+      const dx = last ? 0 : X[j + 1] - xa;
+      const inv = dx > 0 ? 1 / dx : 0;
+      for (let r = 0; r < m; r++) {
+        const i = rows[r];
+        const y = Y[oa + i];
+        if (y < 0) continue;
+        const y1 = last ? -1 : Y[oa + n + i];
+        if (y1 < 0) {
+          // No next point: draw this one alone if it has no previous point either.
+          if (j === 0 || Y[oa - n + i] < 0) {
+            for (let s = 0; s < spread && xa + s < w; s++) {
+              runs[(xa + s) * h1 + y]++;
+              runs[(xa + s) * h1 + y + 1]--;
+            }
+          }
+          continue;
+        }
+        // Column xa + t covers the segment from x = t - 1/2 to t + 1/2 (clipped to its ends).
+        const slope = (y1 - y) * inv;
+        let prev = y;
+        let base = xa * h1;
+        for (let t = 0; t <= dx; t++) {
+          const next = t < dx ? y + slope * (t + 0.5) : y1;
+          const lo = ((prev < next ? prev : next) + 0.5) | 0;
+          const hi = ((prev < next ? next : prev) + 0.5) | 0;
+          runs[base + lo]++;
+          runs[base + hi + 1]--;
+          if (thick && xa + t + 1 < w) {
+            runs[base + h1 + lo]++;
+            runs[base + h1 + hi + 1]--;
+          }
+          prev = next;
+          base += h1;
+        }
+      }
+    }
+    for (let col = 0; col < w; col++) {
+      let s = 0;
+      const base = col * h1;
+      for (let y = 0; y < h; y++) {
+        s += runs[base + y];
+        if (s > 0) target[y * w + col] = value;
+      }
+    }
+  }
+
   private baseContext(): CanvasRenderingContext2D {
     return this.base.getContext("2d", { willReadFrequently: true })!;
   }
@@ -320,6 +422,7 @@ export class TrajectoryPanel {
     g.putImageData(img, 0, 0);
     this.paintAxes(g, st);
     this.basePixels = new Uint32Array(g.getImageData(0, 0, w, hgt).data.buffer.slice(0));
+    this.frameRows = null;
   }
 
   private paintAxes(g: CanvasRenderingContext2D, st: TrajectoryStyle): void {
@@ -369,12 +472,21 @@ export class TrajectoryPanel {
     const st = this.style();
     if (this.data && this.selected.length) {
       // Selected lines are written over a copy of the background's pixels.
+      // They are kept while the selection is unchanged: dragging a brush only redraws its rectangle.
       const w = this.canvas.width;
-      if (!this.frame || this.frame.width !== w || this.frame.height !== this.canvas.height) this.frame = g.createImageData(w, this.canvas.height);
-      const px32 = new Uint32Array(this.frame.data.buffer);
-      px32.set(this.basePixels);
-      const [r, gg, b] = rgba(st.accent);
-      this.rasterize(this.selected, px32, pack(r, gg, b), this.selected.length <= 200);
+      if (!this.frame || this.frame.width !== w || this.frame.height !== this.canvas.height) {
+        this.frame = g.createImageData(w, this.canvas.height);
+        this.frameRows = null;
+      }
+      if (this.frameRows !== this.selected) {
+        const px32 = new Uint32Array(this.frame.data.buffer);
+        px32.set(this.basePixels);
+        const [r, gg, b] = rgba(st.accent);
+        const thick = this.selected.length <= 200;
+        if (this.colX.length) this.overlayByStep(this.selected, px32, pack(r, gg, b), thick);
+        else this.rasterize(this.selected, px32, pack(r, gg, b), thick);
+        this.frameRows = this.selected;
+      }
       g.putImageData(this.frame, 0, 0);
     } else {
       g.clearRect(0, 0, this.canvas.width, this.canvas.height);
