@@ -44,7 +44,11 @@ export function linearTicks(lo: number, hi: number, target = 6): number[] {
   if (!(hi > lo)) return [lo];
   const step = niceStep(hi - lo, target);
   const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  // each tick is k * step (never a running sum: that drifts to -5.55e-17 instead of 0, and stalls
+  // when step is below the float spacing); the count is bounded by the range / step
+  const k0 = Math.ceil(lo / step);
+  const k1 = Math.floor(hi / step + 1e-9);
+  for (let k = k0; k <= k1 && out.length < 1000; k++) out.push(Number((k * step).toPrecision(12)) || 0);
   return out;
 }
 
