@@ -107,7 +107,7 @@ def encode_array(value: Any, dtype: WireDType = "float32", *, name: str = "array
         out["offset"] = offset
     else:
         data = np.ascontiguousarray(arr, dtype="<f4" if dtype == "float32" else "<f2")
-    out["buffer"] = memoryview(data.reshape(-1)).cast("B") if data.size else memoryview(b"")
+    out["buffer"] = data.reshape(-1).data.cast("B") if data.size else memoryview(b"")
     return out
 
 

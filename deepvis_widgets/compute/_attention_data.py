@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import InitVar, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,7 +26,7 @@ def _as_layer_array(attention: Any, batch_index: int) -> np.ndarray:
                 "SDPA or flash attention; load it with attn_implementation='eager' or use "
                 "attention_from_model(), which switches to eager attention for the call"
             )
-        layers = []
+        layers: list[np.ndarray] = []
         for i, layer in enumerate(attention):
             if layer is None:
                 raise ValueError(
@@ -175,6 +175,24 @@ class AttentionData:
     name: str = "self"
     layer_names: list[str] | None = field(default=None)
     batch_index: InitVar[int] = 0
+
+    if TYPE_CHECKING:
+        # What the generated __init__ accepts: the fields above are the types after
+        # __post_init__ has normalised them (tensors and tuples to arrays, sequences to lists).
+        def __init__(
+            self,
+            attention: Any,
+            tokens: Sequence[str] | None = None,
+            tokens_k: Sequence[str] | None = None,
+            tokens_b: int | None = None,
+            special_mask: Any = None,
+            special_mask_k: Any = None,
+            causal: bool | None = None,
+            cross: bool | None = None,
+            name: str = "self",
+            layer_names: Sequence[str] | None = None,
+            batch_index: int = 0,
+        ) -> None: ...
 
     def __post_init__(self, batch_index: int) -> None:
         if not isinstance(batch_index, (int, np.integer)) or isinstance(batch_index, bool):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -145,12 +146,13 @@ def attention_rollout(
             )
     if not isinstance(residual, (int, float)) or not 0.0 <= residual <= 1.0:
         raise ValueError(f"residual: expected a number between 0 and 1, got {residual!r}")
-    fusions = {"mean": np.mean, "max": np.max, "min": np.min}
+    fusions: dict[str, Callable[..., np.ndarray]] = {"mean": np.mean, "max": np.max, "min": np.min}
     if head_fusion not in fusions:
         raise ValueError(f"head_fusion: expected 'mean', 'max' or 'min', got {head_fusion!r}")
     # Reduce over heads before going to float64: a float64 copy of 12 x 12 x 2048 x 2048 is 4.8 GB.
     if head_fusion == "mean":
-        fused = np.mean(arr, axis=1, dtype=np.float64)
+        # numpy types a reduction as "scalar or array"; over one axis of a 4-d array it is an array
+        fused = cast(np.ndarray, np.mean(arr, axis=1, dtype=np.float64))
     else:
         fused = fusions[head_fusion](arr, axis=1).astype(np.float64)
     n = fused.shape[-1]

@@ -148,7 +148,7 @@ def _window_counts(tokens: np.ndarray, r0: int, r1: int, dtype: type) -> np.ndar
         pad = np.zeros((block.shape[0], r1 - r0 + wmax - block.shape[1]), dtype=WORD)
         block = np.concatenate([block, pad], axis=1)
     n = r1 - r0
-    out = np.empty((len(WINDOWS), n), dtype=dtype)
+    out: np.ndarray = np.empty((len(WINDOWS), n), dtype=dtype)
     power = block  # AND over windows of `size` tokens, for every start in the block
     size = 1
     for i, d in enumerate(WINDOWS):

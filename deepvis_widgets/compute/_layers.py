@@ -232,10 +232,11 @@ def _choose_token_layer(
     if not cands:
         return None
     scalar = scores[0].max() if scores.ndim == 2 else scores.sum()
+    tensors = [r.tensor for r in cands if r.tensor is not None]  # all of them: cands are filtered
     try:
-        grads = torch.autograd.grad(scalar, [r.tensor for r in cands], allow_unused=True)
+        grads = torch.autograd.grad(scalar, tensors, allow_unused=True)
     except RuntimeError:
-        grads = tuple(torch.ones_like(r.tensor) for r in cands)  # type: ignore[arg-type]
+        grads = tuple(torch.ones_like(x) for x in tensors)
     # With a class-token head, the patch tokens after the last attention reach
     # the output only through that token: their gradient is zero and Grad-CAM
     # would be blank there. Key/value projections inside the last attention do

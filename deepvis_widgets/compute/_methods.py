@@ -45,7 +45,7 @@ class MethodInfo:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     """Options passed to Captum unless given; ``"auto"`` values depend on the input shape."""
     reference: str = ""
-    captum: type | None = None
+    captum: type[Any] | None = None
     """The Captum class used, or None for methods implemented here."""
 
     def signed_with(self, options: Mapping[str, Any]) -> bool:
@@ -65,7 +65,7 @@ def _info(
     signed: bool,
     granularity: str,
     gradient: bool,
-    captum: type | None,
+    captum: type[Any] | None,
     batch: str | None = None,
     defaults: dict[str, Any] | None = None,
     reference: str = "",
@@ -249,7 +249,11 @@ def split_options(
         allowed_attr = ["interpolate_mode"]
         allowed_init: list[str] = []
     else:
-        cls = info.captum if info is not None else type(captum_obj)
+        if info is None:
+            cls = type(captum_obj)
+        else:
+            assert info.captum is not None  # the methods implemented here are handled above
+            cls = info.captum
         allowed_attr = _params(cls.attribute)
         if cls is ca.NoiseTunnel:
             allowed_attr += _params(ca.Saliency.attribute)

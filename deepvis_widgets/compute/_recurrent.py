@@ -96,6 +96,7 @@ def _run_direction(
             gates = xp[:, t] + gh
             i, f, g, o = gates.chunk(4, dim=1)
             i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+            assert c is not None  # an LSTM layer always gets its cell state
             c = f * c + i * g
             h = o * torch.tanh(c)
             if w_hr is not None:
@@ -126,6 +127,7 @@ class Unrolled:
 
 def _split_input(module: nn.RNNBase, args: tuple, kwargs: dict) -> tuple[Tensor, Any, bool]:
     x = args[0] if args else kwargs.get("input")
+    assert x is not None  # recorded by a hook around a call that ran, so it had an input
     hx = args[1] if len(args) > 1 else kwargs.get("hx")
     if isinstance(x, PackedSequence):
         x, lengths = pad_packed_sequence(x, batch_first=True)
@@ -209,7 +211,7 @@ def unroll(module: nn.RNNBase, args: tuple, kwargs: dict, output: Any, upto: int
     return Unrolled(traces, err, kind)
 
 
-def layer_index(module: nn.RNNBase, rnn_layer: int, arg: str = "rnn_layer") -> int:
+def layer_index(module: nn.RNNBase, rnn_layer: Any, arg: str = "rnn_layer") -> int:
     n = module.num_layers
     if isinstance(rnn_layer, bool) or not isinstance(rnn_layer, (int, np.integer)):
         raise TypeError(f"{arg}: expected an int in [-{n}, {n}) or 'all', got {rnn_layer!r}")

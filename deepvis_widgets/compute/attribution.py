@@ -222,7 +222,8 @@ def _take(value: Any, start: int, stop: int, n: int) -> Any:
 def _batch_option(info: MethodInfo | None, obj: ca.Attribution | None) -> str | None:
     if info is not None:
         return info.batch_option
-    params = inspect.signature(type(obj).attribute).parameters  # type: ignore[arg-type]
+    assert obj is not None  # _resolve_method gives a MethodInfo or a Captum object
+    params = inspect.signature(type(obj).attribute).parameters
     return next((name for name in _BATCH_OPTIONS if name in params), None)
 
 
@@ -386,6 +387,7 @@ def attribute(
                 return _class_activation_map(
                     model, forward, captum_layer, choice, part, spec.take(start, stop)
                 )
+            assert runner is not None  # only "cam" (above) has no Captum runner
             return runner.attribute(part, target=spec.take(start, stop), **kwargs)
 
         maps, raws, deltas = [], [], []

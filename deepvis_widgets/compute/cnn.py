@@ -26,7 +26,7 @@ import difflib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -219,8 +219,8 @@ def model_device(model: nn.Module) -> torch.device:
     """
     for t in model.parameters():
         return t.device
-    for t in model.buffers():
-        return t.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 
@@ -456,6 +456,7 @@ def find_conv_blocks(model: nn.Module, example: Tensor) -> list[ConvBlock]:
     for name in names:
         i = first[name]
         out_name, out = name, calls[i].out
+        assert out is not None
         if isinstance(modules[name], nn.Conv2d):
             # Follow normalisation and activation modules applied right after the convolution.
             for later in calls[i + 1 :]:
@@ -464,7 +465,6 @@ def find_conv_blocks(model: nn.Module, example: Tensor) -> list[ConvBlock]:
                 if not isinstance(later.module, _ELEMENTWISE) or later.out is None or later.out.shape != out.shape:
                     break
                 out_name, out = later.name, later.out
-        assert out is not None
         blocks.append(ConvBlock(name, out_name, _producing_conv(name, modules, calls, int(out.shape[1])), tuple(int(s) for s in out.shape[1:])))  # type: ignore[arg-type]
     return blocks
 
@@ -474,7 +474,7 @@ def _producing_conv(block: str, modules: dict[str, nn.Module], calls: list[_Call
         return block
     inside = [c.name for c in calls if c.name.startswith(block + ".") and isinstance(c.module, nn.Conv2d)]
     for name in reversed(inside):
-        if modules[name].out_channels == channels:  # type: ignore[union-attr]
+        if modules[name].out_channels == channels:
             return name
     return None
 
@@ -726,7 +726,7 @@ def layer_walk(
             rf = _rf_from_graph(xg, act, mass)
             kernel = None
             if block.conv is not None:
-                kernel = modules[block.conv].weight.detach().to("cpu", torch.float32).numpy().copy()  # type: ignore[union-attr]
+                kernel = modules[block.conv].weight.detach().to("cpu", torch.float32).numpy().copy()
             walked.append(WalkLayer(block, act[0].detach().to("cpu", torch.float32).numpy(), kernel, rf))
     out_t = _tensor(output)
     out_np = out_t[0].detach().to("cpu", torch.float32).numpy() if out_t is not None else np.zeros(0, np.float32)
@@ -844,7 +844,7 @@ def top_activating(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
     single = not isinstance(channel, (list, tuple, range, np.ndarray))
-    wanted = [channel] if single else list(channel)  # type: ignore[arg-type]
+    wanted: list[Any] = [channel] if single else list(cast(Sequence[int], channel))
     if not wanted:
         raise ValueError("channel: expected at least one channel index, got an empty sequence")
     name, module = resolve_layer(model, layer)

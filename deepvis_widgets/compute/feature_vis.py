@@ -90,6 +90,9 @@ class FourierImage(nn.Module):
     (torch.Size([2, 3, 32, 32]), True)
     """
 
+    scale: Tensor  # buffers, registered in __init__
+    color: Tensor
+
     def __init__(
         self,
         batch: int,

@@ -102,7 +102,7 @@ def generation_saliency(
                 logits = out.logits if hasattr(out, "logits") else out[0]
                 return logits[:, -1].float().log_softmax(-1)[:, token]
 
-            opts = {"n_steps": n_steps} if method == "integrated_gradients" else {}
+            opts: dict[str, Any] = {"n_steps": n_steps} if method == "integrated_gradients" else {}
             res = attribute_text(model, ids[:, :p], method, target=target, progress=False, **opts)
             scores[method][g, :p] = res.scores[0].detach().float().cpu().numpy()
             if res.delta is not None:

@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -700,13 +700,13 @@ class HiddenStates:
         if _int("batch_size", batch_size) < 1:
             raise ValueError(f"batch_size: expected a positive int, got {batch_size}")
         name, module = find_module(model, layer)
-        is_rnn = isinstance(module, nn.RNNBase)
-        kinds = _kinds(module) if is_rnn else ("h", "input")
+        rnn = module if isinstance(module, nn.RNNBase) else None
+        kinds = _kinds(rnn) if rnn is not None else ("h", "input")
         if kind not in kinds:
-            what = f"a {cell_type(module)}" if is_rnn else f"{name!r} ({type(module).__name__}, not a recurrent module)"
+            what = f"a {cell_type(rnn)}" if rnn is not None else f"{name!r} ({type(module).__name__}, not a recurrent module)"
             raise ValueError(f"kind: expected one of {', '.join(map(repr, kinds))} for {what}, got {kind!r}")
-        if is_rnn:
-            layers = list(range(module.num_layers)) if rnn_layer == "all" else [layer_index(module, rnn_layer)]  # type: ignore[arg-type]
+        if rnn is not None:
+            layers = list(range(rnn.num_layers)) if rnn_layer == "all" else [layer_index(rnn, rnn_layer)]
         device = _device(model)
         fwd = forward_fn or (lambda m, b: m(b))
         groups: dict[tuple[int, ...], list[int]] = {}
@@ -730,15 +730,15 @@ class HiddenStates:
                     if len(calls) != 1:
                         raise ValueError(f"layer: {name!r} ran {len(calls)} times in one forward pass; expected exactly once")
                     steps = batch.shape[1]
-                    if is_rnn:
-                        arr, labels = _rnn_states(module, calls[0], kind, layers, len(chunk), steps)
+                    if rnn is not None:
+                        arr, labels = _rnn_states(rnn, calls[0], kind, layers, len(chunk), steps)
                     else:
                         arr = _layer_states(name, calls[0], kind, len(chunk), steps)
                     arr_np = arr.float().cpu().numpy()
                     for j, i in enumerate(chunk):
                         results[i] = arr_np[j].astype(np.float16)
                     calls.clear()
-        states = np.concatenate(results)  # type: ignore[arg-type]
+        states = np.concatenate(cast("list[np.ndarray]", results))  # every index is in one group
         lengths = [len(s) for s in seqs]
         docs = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         ids, vocab = _model_tokens(seqs, is_int, tokens, len(states))

@@ -51,7 +51,8 @@ def find_lens_modules(model: nn.Module) -> tuple[list[nn.Module], nn.Module, nn.
     -------
     >>> layers, norm, unembed = find_lens_modules(model)  # doctest: +SKIP
     """
-    unembed = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    get_output_embeddings = getattr(model, "get_output_embeddings", None)  # transformers models
+    unembed = get_output_embeddings() if get_output_embeddings is not None else None
     for layers_path, norm_path in _FAMILIES:
         layers, norm = _get(model, layers_path), _get(model, norm_path)
         if isinstance(layers, nn.ModuleList) and isinstance(norm, nn.Module) and isinstance(unembed, nn.Module):

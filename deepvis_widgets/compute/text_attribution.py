@@ -400,7 +400,7 @@ _OWN = {
 }
 
 
-def _check_options(name: str, cls: type, options: Mapping[str, Any]) -> None:
+def _check_options(name: str, cls: type[Any], options: Mapping[str, Any]) -> None:
     accepted = sorted(set(inspect.signature(cls.attribute).parameters) - _OWN)
     for key in options:
         if key not in accepted:

@@ -156,7 +156,7 @@ def char_lstm_states(model: CharLSTM, ids: torch.Tensor) -> dict[str, torch.Tens
         raise ValueError(f"ids must have shape (time,), got {tuple(ids.shape)}")
     lstm = model.lstm
     x = model.embedding(ids) @ lstm.weight_ih_l0.T + lstm.bias_ih_l0 + lstm.bias_hh_l0
-    w_hh = lstm.weight_hh_l0.T
+    w_hh = lstm.get_parameter("weight_hh_l0").T
     h = torch.zeros(model.hidden_size)
     c = torch.zeros(model.hidden_size)
     out: dict[str, list[torch.Tensor]] = {k: [] for k in "hcifgo"}

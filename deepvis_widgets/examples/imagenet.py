@@ -20,6 +20,7 @@ import json
 import math
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,7 +52,7 @@ _STAGES = (
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 )
-_BN = {"momentum": 0.01, "eps": 1e-3}
+_BN: dict[str, Any] = {"momentum": 0.01, "eps": 1e-3}
 
 
 def _load_labels() -> list[str]:

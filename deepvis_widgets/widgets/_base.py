@@ -21,6 +21,10 @@ from .._static import css_source, esm_source
 
 __all__ = ["DeepVisWidget", "progress_bar"]
 
+# Typed so that the trait below holds str -> Any (message: str, fraction: float | None);
+# traitlets copies it for each widget.
+_STATUS_IDLE: dict[str, Any] = {"message": "", "fraction": None}
+
 
 @contextlib.contextmanager
 def progress_bar(desc: str) -> Iterator[Any]:
@@ -75,7 +79,7 @@ class DeepVisWidget(anywidget.AnyWidget):
     ).tag(sync=True)
     error = t.Unicode("", help="Error message shown as a panel in the view; '' when all is well.").tag(sync=True)
     _status = t.Dict(
-        default_value={"message": "", "fraction": None},
+        default_value=_STATUS_IDLE,
         help="Progress line: message and fraction in [0, 1] (None = indeterminate).",
     ).tag(sync=True)
 

@@ -123,7 +123,7 @@ class CellOverText(DeepVisWidget, entry="cell_text"):
         if ind is None:
             std = np.asarray(states.window(start, end), dtype=np.float64).std(axis=0)
             order = np.lexsort((np.arange(len(std)), -std))[:top]
-            ranked = [{"cell": int(c), "score": float(std[c])} for c in order]
+            ranked: list[dict[str, Any]] = [{"cell": int(c), "score": float(std[c])} for c in order]
             score_name = "std"
         else:
             ranking = states.rank_cells(ind, r0, r1)

@@ -128,7 +128,7 @@ class FeatureVisView(DeepVisWidget, entry="feature_vis"):
         if examples is not None:
             payload = self._examples(examples, example_values, example_labels, n_targets)
         with self.hold_sync():
-            self.selected = None
+            self.selected = None  # type: ignore[assignment]  # allow_none=True; traitlets types Tuple without None
             self.images = encode_array(np.clip(images, 0, 1), "uint8", name="images")
             self.labels = [str(label) for label in result.labels]
             self.values = encode_array(result.values, "float32", name="values")

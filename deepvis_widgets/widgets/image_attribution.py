@@ -81,7 +81,7 @@ def _methods(methods: Sequence[Any] | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(methods, str):
         methods = [methods]
     named = isinstance(methods, Mapping)
-    items = list(methods.items()) if named else [(m, m) for m in methods]
+    items = list(methods.items()) if isinstance(methods, Mapping) else [(m, m) for m in methods]
     if not items:
         raise ValueError(f"methods: expected at least one method; known: {', '.join(known)}")
     out: dict[str, Any] = {}
@@ -231,11 +231,11 @@ class ImageAttribution(DeepVisWidget, entry="image_attribution"):
         first = self._targets(target, n, n_classes, [row[0] for row in top])
         wanted = [list(dict.fromkeys([*row, first[i]])) for i, row in enumerate(top)]
 
-        self._model = model
-        self._x = x
+        self._model: nn.Module | None = model  # None in views made by from_attributions
+        self._x: torch.Tensor | None = x
         self._specs = specs
         self._options = options
-        self._probabilities = probabilities
+        self._probabilities: torch.Tensor | None = probabilities
         self._store: dict[tuple[int, int], dict[str, np.ndarray]] = {}
         self._deltas: dict[tuple[int, int], dict[str, float | None]] = {}
         self._signed: dict[str, bool] = {}
@@ -344,16 +344,18 @@ class ImageAttribution(DeepVisWidget, entry="image_attribution"):
         pairs = [p for p in pairs if p not in self._store]
         if not pairs:
             return
+        model, images = self._model, self._x
+        assert model is not None and images is not None  # callers check for a model first
         rows = torch.tensor([r for r, _ in pairs])
         classes = [c for _, c in pairs]
-        x = self._x[rows]
+        x = images[rows]
         m = len(self._specs)
         found: dict[tuple[int, int], dict[str, np.ndarray]] = {p: {} for p in pairs}
         deltas: dict[tuple[int, int], dict[str, float | None]] = {p: {} for p in pairs}
         for j, (key, method) in enumerate(self._specs.items()):
             report(f"{key}: {len(pairs)} map{'s' if len(pairs) > 1 else ''}", j / m)
             result: Attribution = attribute(
-                self._model, x, method, target=classes, progress=progress, **self._options.get(key, {})
+                model, x, method, target=classes, progress=progress, **self._options.get(key, {})
             )
             heat = result.heatmap("sum")
             self._signed[key] = bool(result.signed)
@@ -403,6 +405,7 @@ class ImageAttribution(DeepVisWidget, entry="image_attribution"):
             model = getattr(self, "_model", None)
             if model is None:
                 raise ValueError(f"target: no maps for image {row} and class {cls}, and no model to compute them (from_attributions)")
+            assert self._probabilities is not None  # kept with the model
             n_classes = self._probabilities.shape[1]
             if not 0 <= cls < n_classes:
                 raise ValueError(f"target: expected a class index in 0..{n_classes - 1}, got {cls}")

@@ -31,8 +31,8 @@ def _positive(value: Any, name: str, low: int) -> int:
 def _layer_payload(layer: WalkLayer, max_channels: int, max_side: int) -> dict[str, Any]:
     acts = layer.activations
     c, h, w = acts.shape
-    top, py, px = peak_positions(torch.from_numpy(acts))
-    peaks, py, px = top.numpy(), py.numpy(), px.numpy()
+    top, top_y, top_x = peak_positions(torch.from_numpy(acts))
+    peaks, py, px = top.numpy(), top_y.numpy(), top_x.numpy()
     if c > max_channels:
         # Strongest peak first; ties (ReLU6 saturates at 6) go to the higher mean activation.
         means = acts.reshape(c, -1).mean(1)

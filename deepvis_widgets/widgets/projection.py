@@ -143,8 +143,8 @@ def encode_labels(labels: Any, n: int, class_names: Sequence[str] | None = None,
         if class_names is not None:
             raise TypeError("class_names: only applies to integer labels")
         text = arr.astype(str)
-        names, codes = np.unique(text, return_inverse=True)
-        names = names.tolist()
+        uniques, codes = np.unique(text, return_inverse=True)
+        names = uniques.tolist()
     return encode_array(codes.astype(np.int32), "int32", name=name), names
 
 

@@ -315,8 +315,8 @@ class TextAttribution(DeepVisWidget, entry="text_attribution"):
         for row, cls in self._store:
             out[row].append(self._candidate(row, cls))
         if self._probabilities is not None:
-            for row in out:
-                row.sort(key=lambda c: -(c["probability"] or 0.0))
+            for cands in out:
+                cands.sort(key=lambda c: -(c["probability"] or 0.0))
         return out
 
     def _candidate(self, row: int, cls: int) -> dict[str, Any]:
@@ -503,6 +503,7 @@ class TextAttribution(DeepVisWidget, entry="text_attribution"):
         if (row, cls) not in self._store:
             if self._live is None:
                 raise ValueError(f"target: no scores for text {row} and class {cls}, and no model to compute them")
+            assert self._probabilities is not None  # from_model keeps them with the model
             n_classes = self._probabilities.shape[1]
             if not 0 <= cls < n_classes:
                 raise ValueError(f"target: expected a class index in 0..{n_classes - 1}, got {cls}")
@@ -613,7 +614,7 @@ def _compute(view: TextAttribution, pairs: list[tuple[int, int]], report: Callab
         batch = ids.expand(len(classes), -1)
         extra = {k: v.expand(len(classes), -1) for k, v in forward_kwargs.items()}
         for m in live["methods"]:
-            report(f"{m}: text {r + 1} of {len(view._live['encoded'])}", step / steps)
+            report(f"{m}: text {r + 1} of {len(live['encoded'])}", step / steps)
             res = attribute_text(
                 live["model"], batch, m, target=classes, progress=progress,
                 attention_mask=extra.get("attention_mask"), **live["options"].get(m, {}),
