@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: env js test test-py test-js demo lab clean chromium
+.PHONY: env js test test-py test-js lint demo lab clean chromium
 
 env: $(STAMP) chromium
 
@@ -40,7 +40,11 @@ test-js: js
 test-py: env js
 	$(BIN)/python -m pytest
 
-test: test-js test-py
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: test-js lint test-py
 
 demo: env js
 	$(BIN)/python scripts/build_gallery.py

@@ -346,7 +346,7 @@ def similarity_matrix(
         raise ValueError(f"method: expected 'cka' or 'svcca', got {method!r}")
     names_a, list_a = _named(activations_a, "activations_a")
     same = activations_b is None
-    names_b, list_b = (names_a, list_a) if same else _named(activations_b, "activations_b")
+    names_b, list_b = (names_a, list_a) if activations_b is None else _named(activations_b, "activations_b")
     n = list_a[0].shape[0]
     for name, acts in zip(names_b, list_b, strict=True):
         if acts.shape[0] != n:

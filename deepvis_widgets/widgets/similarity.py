@@ -114,7 +114,7 @@ class SimilarityMatrix(BokehView, entry="similarity"):
             if lab.shape[0] != n:
                 raise ValueError(f"labels: expected {n} labels (one per example), got {lab.shape[0]}")
             label_payload, label_names = encode_labels(lab[pick], len(pick), class_names)
-        side = ("A", "A") if activations_b is None else ("A", "B")
+        side: tuple[str, ...] = ("A", "A") if activations_b is None else ("A", "B")
         side = tuple(str(s) for s in names) if names is not None else side
         if len(side) != 2:
             raise ValueError(f"names: expected two names (rows, columns), got {names!r}")

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import traitlets as t
 
-from .._arrays import encode_array
+from .._arrays import WireDType, encode_array
 from ..compute.dynamics import (
     LAYER_METRICS,
     ExampleLog,
@@ -329,7 +329,7 @@ class TrainingMonitor(BokehView, entry="training"):
     def _examples_payload(self) -> dict[str, Any]:
         el = self._example_log
         loss = el.losses()
-        wire = "float16" if loss.size > 200_000 else "float32"
+        wire: WireDType = "float16" if loss.size > 200_000 else "float32"
         uniform = el.uniform_steps()
         steps = uniform if uniform is not None else el.steps()
         out = {
