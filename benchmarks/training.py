@@ -140,10 +140,9 @@ def overhead(args: argparse.Namespace) -> dict[str, Any]:
 
 # Times every brush in the page, from its pointerup (capture phase, before the view sees it) to
 #  panel: the end of the first frame in which the OTHER panel has drawn (canvas calls are tagged
-#         by panel; the end of a frame is a task queued from its animation-frame callback), and
+#         by panel; a frame has ended when the next one begins), and
 #  list:  the rewrite of the selection line above the example cards (a frame later, by design).
 PROBE = """() => {
-  const tags = new WeakMap();
   const panelOf = (node) => {
     for (let n = node; n; n = n.getRootNode().host) {
       if (n.closest?.('.dv-traj')) return 'traj';
@@ -151,27 +150,34 @@ PROBE = """() => {
     }
     return '';
   };
-  const b = window.__brush = { t0: null, expect: '', panel: [], list: [], painted: { traj: 0, scatter: 0 } };
+  const b = window.__brush = { t0: null, expect: '', panel: [], list: [], painted: { traj: false, scatter: false } };
   const proto = CanvasRenderingContext2D.prototype;
   for (const m of ['fill', 'stroke', 'fillRect', 'putImageData', 'drawImage']) {
     const orig = proto[m];
+    // kept cheap (an expando lookup and a flag): Bokeh makes ~20,000 of these calls per repaint
     proto[m] = function (...args) {
-      let t = tags.get(this.canvas);
-      if (t === undefined) tags.set(this.canvas, (t = panelOf(this.canvas)));
-      if (t) b.painted[t] = performance.now();
+      const c = this.canvas;
+      const t = c.__dvPanel ?? (c.__dvPanel = panelOf(c));
+      if (t) b.painted[t] = true;
       return orig.apply(this, args);
     };
   }
   window.addEventListener('pointerup', (ev) => {
     const t0 = (b.t0 = performance.now());
     const other = panelOf(ev.target) === 'traj' ? 'scatter' : 'traj';
-    let frames = 0;  // gives up (-1) after 2 s of frames without a paint of the other panel
-    const frame = () => requestAnimationFrame(() => setTimeout(() => {
-      if (b.painted[other] > t0) b.panel.push(performance.now() - t0);
+    b.painted[other] = false;
+    // A paint is on screen once the frame it belongs to has been committed, i.e. when the next
+    // frame begins. This listener runs in the capture phase, before the view's handlers, so its
+    // animation-frame callbacks run first in each frame: one in frame 1 (which holds whatever the
+    // input handlers and frame 1's callbacks paint), then a check at the start of every later
+    // frame, before that frame's own work (such as the example cards) runs.
+    let frames = 0;  // gives up (-1) after 120 frames without a paint of the other panel
+    const check = () => {
+      if (b.painted[other]) b.panel.push(performance.now() - t0);
       else if (++frames > 120) b.panel.push(-1);
-      else frame();
-    }, 0));
-    frame();
+      else requestAnimationFrame(check);
+    };
+    requestAnimationFrame(() => requestAnimationFrame(check));
   }, true);
   new MutationObserver(() => {
     if (b.t0 !== null) { b.list.push(performance.now() - b.t0); b.t0 = null; }

@@ -100,6 +100,15 @@ export class TrajectoryPanel {
   private colX = new Int32Array(0);
   private rowsByStep = new Int16Array(0);
   private runs = new Int32Array(0);
+  /**
+   * With shared steps and monotonic columns: each example's vertical run of pixels in each
+   * device column ((columns, n), column-major; lo > hi where the line does not cross it), so a
+   * selection of thousands of lines is a union of runs per column instead of a rasterization.
+   */
+  private colLo = new Int16Array(0);
+  private colHi = new Int16Array(0);
+  private colFirst = 0;
+  private colDiff = new Int32Array(0);
   private selected: number[] = [];
   private brush: [number, number, number, number] | null = null;
   private x0 = 0;
@@ -219,9 +228,12 @@ export class TrajectoryPanel {
         }
         for (let i = 0; i < n; i++) this.rowsByStep[j * n + i] = this.dy[i * c + j];
       }
+      this.buildColumns();
     } else {
       this.colX = new Int32Array(0);
       this.rowsByStep = new Int16Array(0);
+      this.colLo = new Int16Array(0);
+      this.colHi = new Int16Array(0);
     }
     this.paintBase();
     this.draw();
@@ -320,6 +332,97 @@ export class TrajectoryPanel {
           }
         }
       }
+    }
+  }
+
+  /** Fills colLo/colHi: the pixel run of every example in every device column (see overlayByColumns). */
+  private buildColumns(): void {
+    const { n, c } = this.data!;
+    const X = this.colX;
+    const Y = this.rowsByStep;
+    this.colLo = new Int16Array(0);
+    this.colHi = new Int16Array(0);
+    for (let j = 1; j < c; j++) if (X[j] < X[j - 1]) return;
+    const first = X[0];
+    const cols = X[c - 1] - first + 1;
+    if (!(cols > 0) || cols * n > 16_000_000) return; // 64 MB at most; larger data uses overlayByStep
+    const lo = new Int16Array(cols * n).fill(32767);
+    const hi = new Int16Array(cols * n).fill(-1);
+    const put = (col: number, i: number, a: number, b: number) => {
+      const o = (col - first) * n + i;
+      if (a < lo[o]) lo[o] = a;
+      if (b > hi[o]) hi[o] = b;
+    };
+    // The same geometry as overlayByStep: column xa + t covers the segment from t - 1/2 to t + 1/2.
+    for (let j = 0; j < c; j++) {
+      const xa = X[j];
+      const oa = j * n;
+      const last = j + 1 === c;
+      const dx = last ? 0 : X[j + 1] - xa;
+      const inv = dx > 0 ? 1 / dx : 0;
+      for (let i = 0; i < n; i++) {
+        const y = Y[oa + i];
+        if (y < 0) continue;
+        const y1 = last ? -1 : Y[oa + n + i];
+        if (y1 < 0) {
+          if (j === 0 || Y[oa - n + i] < 0) put(xa, i, y, y);
+          continue;
+        }
+        const slope = (y1 - y) * inv;
+        let prev = y;
+        for (let t = 0; t <= dx; t++) {
+          const next = t < dx ? y + slope * (t + 0.5) : y1;
+          const a = ((prev < next ? prev : next) + 0.5) | 0;
+          const b = ((prev < next ? next : prev) + 0.5) | 0;
+          put(xa + t, i, a, b);
+          prev = next;
+        }
+      }
+    }
+    this.colLo = lo;
+    this.colHi = hi;
+    this.colFirst = first;
+  }
+
+  /**
+   * The pixels of `rows` from the per-column runs: per device column, the union of
+   * the selected examples' runs (a difference array of one column's height, in cache).
+   * Same pixels as overlayByStep without `thick`, several times faster for thousands of lines.
+   */
+  private overlayByColumns(rows: ArrayLike<number>, target: Uint32Array, value: number): void {
+    const { n } = this.data!;
+    const w = this.canvas.width;
+    const h = this.canvas.height;
+    const lo = this.colLo;
+    const hi = this.colHi;
+    const cols = lo.length / n;
+    if (this.colDiff.length !== h + 2) this.colDiff = new Int32Array(h + 2);
+    const diff = this.colDiff;
+    const m = rows.length;
+    for (let col = 0; col < cols; col++) {
+      const x = this.colFirst + col;
+      if (x >= w) break;
+      const base = col * n;
+      let top = h;
+      let bottom = -1;
+      for (let r = 0; r < m; r++) {
+        const o = base + rows[r];
+        const a = lo[o];
+        const b = hi[o];
+        if (b < a) continue;
+        diff[a]++;
+        diff[b + 1]--;
+        if (a < top) top = a;
+        if (b > bottom) bottom = b;
+      }
+      if (bottom < 0) continue;
+      let sum = 0;
+      const end = Math.min(bottom, h - 1);
+      for (let y = top; y <= end; y++) {
+        sum += diff[y];
+        if (sum > 0) target[y * w + x] = value;
+      }
+      diff.fill(0, top, bottom + 2);
     }
   }
 
@@ -487,7 +590,8 @@ export class TrajectoryPanel {
         px32.set(this.basePixels);
         const [r, gg, b] = rgba(st.accent);
         const thick = this.selected.length <= 200;
-        if (this.colX.length) this.overlayByStep(this.selected, px32, pack(r, gg, b), thick);
+        if (this.colLo.length && !thick) this.overlayByColumns(this.selected, px32, pack(r, gg, b));
+        else if (this.colX.length) this.overlayByStep(this.selected, px32, pack(r, gg, b), thick);
         else this.rasterize(this.selected, px32, pack(r, gg, b), thick);
         this.frameRows = this.selected;
       }
