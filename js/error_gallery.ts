@@ -150,13 +150,28 @@ function build(ctx: ViewContext<ErrorGalleryTraits>): void {
   showSelected();
   ctx.on("change:selected", ctx.guard(showSelected));
 
-  if (examples.kind === "image") {
-    ctx.setExporter("png", () => sheet(groups, cards, examples, size, metric, values, ctx.cssVar("--dv-bg", "#ffffff"), ctx.cssVar("--dv-fg", "#222222")));
-  }
+  ctx.setExporter("png", () => sheet(groups, cards, examples, examples.kind === "image" ? size : 120, metric, values, ctx.cssVar("--dv-bg", "#ffffff"), ctx.cssVar("--dv-fg", "#222222")));
   ctx.markDrawn();
 }
 
-/** One PNG of every group's thumbnails with their values (canvas text, never markup). */
+/** One PNG of every group's examples (thumbnails, or texts) with their values (canvas text, never markup). */
+/** Lines of `text` wrapped at `width` characters, at most `max` (the last one ends with … when cut). */
+export function wrapText(text: string, width: number, max: number): string[] {
+  const out: string[] = [];
+  for (const line of text.replace(/\t/g, "    ").split(/\r?\n/)) {
+    for (let i = 0; i === 0 || i < line.length; i += width) {
+      out.push(line.slice(i, i + width).replace(/\s/g, " "));
+      if (out.length > max) break;
+    }
+    if (out.length > max) break;
+  }
+  if (out.length > max) {
+    out.length = max;
+    out[max - 1] = `${out[max - 1].slice(0, width - 1)}…`;
+  }
+  return out;
+}
+
 function sheet(
   groups: ErrorGalleryTraits["groups"],
   cards: HTMLElement[],
@@ -167,9 +182,13 @@ function sheet(
   bg: string,
   fg: string,
 ): HTMLCanvasElement {
+  const image = examples.kind === "image";
+  const LINE = 13;
+  const MAX_LINES = 6;
   const perRow = Math.max(1, ...groups.map((g) => g.rows.length));
-  const cellW = size + 8;
-  const cellH = size + 22;
+  const cellW = (image ? size : 200) + 8;
+  const boxH = image ? size : MAX_LINES * LINE + 2;
+  const cellH = boxH + 22;
   const headH = 18;
   const out = document.createElement("canvas");
   out.width = perRow * cellW + 8;
@@ -178,18 +197,28 @@ function sheet(
   c.fillStyle = bg;
   c.fillRect(0, 0, out.width, out.height);
   c.imageSmoothingEnabled = false;
-  c.font = "11px sans-serif";
   groups.forEach((g, gi) => {
     const y0 = 4 + gi * (cellH + headH);
+    c.font = "11px sans-serif";
     c.fillStyle = groupColor(g.name);
     c.fillText(groupTitle(g.name), 4, y0 + 12);
     g.rows.forEach((r, k) => {
-      const thumb = examples.thumbnail(r, size);
-      const w = parseFloat(thumb.style.width) || size;
-      const hh = parseFloat(thumb.style.height) || size;
-      c.drawImage(thumb, 4 + k * cellW, y0 + headH, w, hh);
+      const x0 = 4 + k * cellW;
+      if (image) {
+        const thumb = examples.thumbnail(r, size);
+        const w = parseFloat(thumb.style.width) || size;
+        const hh = parseFloat(thumb.style.height) || size;
+        c.drawImage(thumb, x0, y0 + headH, w, hh);
+      } else {
+        // texts as canvas text (never markup), monospaced, wrapped
+        c.font = "10px monospace";
+        c.fillStyle = fg;
+        const lines = wrapText(examples.kind === "text" ? examples.text(r) : `#${cards[r]?.dataset.id ?? r}`, Math.floor((cellW - 10) / 6), MAX_LINES);
+        lines.forEach((line, l) => c.fillText(line, x0, y0 + headH + 10 + l * LINE, cellW - 8));
+        c.font = "11px sans-serif";
+      }
       c.fillStyle = cards[r]?.classList.contains("dv-eg-wrong") ? "#e45756" : fg;
-      c.fillText(`${metric} ${formatValue(values[r])}`, 4 + k * cellW, y0 + headH + size + 14, cellW - 4);
+      c.fillText(`${metric} ${formatValue(values[r])}`, x0, y0 + headH + boxH + 14, cellW - 4);
     });
   });
   return out;

@@ -136,4 +136,9 @@ def test_error_gallery_cards_ticks_hover_and_click(browser, tmp_path) -> None:
         first.locator(".dv-toolbar button").first.click()
     png = Image.open(io.BytesIO(open(info.value.path(), "rb").read()))
     assert png.size[0] > 6 * 72 and len(np.unique(np.asarray(png.convert("L")))) > 20
+    # and of the text gallery: the texts drawn as canvas text
+    with page.expect_download() as info:
+        page.locator(".dv-root").nth(1).locator(".dv-toolbar button").first.click()
+    sheet = np.asarray(Image.open(io.BytesIO(open(info.value.path(), "rb").read())).convert("L"))
+    assert sheet.shape[1] > 3 * 120 and (sheet < 128).mean() > 0.005  # dark ink on the light page
     assert log.dialogs == [] and log.blocked == [] and log.errors == []

@@ -1,7 +1,7 @@
 // @vitest-environment happy-dom
-// Only the exported colouring; the view itself needs an anywidget model.
+// Only the exported helpers; the view itself needs an anywidget model.
 import { describe, expect, it } from "vitest";
-import { groupColor } from "../error_gallery";
+import { groupColor, wrapText } from "../error_gallery";
 
 const RED = "#e45756";
 const BLUE = "#4c78a8";
@@ -35,5 +35,19 @@ describe("groupColor", () => {
     expect(groupColor("q-0.2")).toBe(GREY);
     expect(groupColor("qx")).toBe(GREY);
     expect(groupColor("<script>alert(1)</script>")).toBe(GREY);
+  });
+});
+
+describe("wrapText", () => {
+  it("keeps line breaks, wraps long lines and marks a cut with an ellipsis", () => {
+    expect(wrapText("ab\ncd", 10, 6)).toEqual(["ab", "cd"]);
+    expect(wrapText("abcdefgh", 3, 6)).toEqual(["abc", "def", "gh"]);
+    expect(wrapText("a\nb\nc\nd", 5, 3)).toEqual(["a", "b", "c…"]);
+    expect(wrapText("\tx", 10, 2)).toEqual(["    x"]);
+    expect(wrapText("", 5, 2)).toEqual([""]);
+  });
+
+  it("returns hostile markup unchanged, as text to draw", () => {
+    expect(wrapText("<img src=x onerror=alert(1)>", 100, 2)).toEqual(["<img src=x onerror=alert(1)>"]);
   });
 });
