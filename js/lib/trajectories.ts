@@ -105,10 +105,10 @@ export class TrajectoryPanel {
    * device column ((columns, n), column-major; lo > hi where the line does not cross it), so a
    * selection of thousands of lines is a union of runs per column instead of a rasterization.
    */
-  private colLo = new Int16Array(0);
-  private colHi = new Int16Array(0);
+  private colRuns = new Int32Array(0);
   private colFirst = 0;
   private colDiff = new Int32Array(0);
+  private generation = 0;
   private selected: number[] = [];
   private brush: [number, number, number, number] | null = null;
   private x0 = 0;
@@ -228,12 +228,17 @@ export class TrajectoryPanel {
         }
         for (let i = 0; i < n; i++) this.rowsByStep[j * n + i] = this.dy[i * c + j];
       }
-      this.buildColumns();
+      // built after this frame (about as long as setData itself): live updates stay quick, and
+      // a brush before it is ready uses overlayByStep
+      this.colRuns = new Int32Array(0);
+      const generation = ++this.generation;
+      setTimeout(() => {
+        if (generation === this.generation && this.data === d) this.buildColumns();
+      }, 30);
     } else {
       this.colX = new Int32Array(0);
       this.rowsByStep = new Int16Array(0);
-      this.colLo = new Int16Array(0);
-      this.colHi = new Int16Array(0);
+      this.colRuns = new Int32Array(0);
     }
     this.paintBase();
     this.draw();
@@ -335,24 +340,18 @@ export class TrajectoryPanel {
     }
   }
 
-  /** Fills colLo/colHi: the pixel run of every example in every device column (see overlayByColumns). */
+  /** Fills colRuns: the pixel run of every example in every device column (see overlayByColumns). */
   private buildColumns(): void {
     const { n, c } = this.data!;
     const X = this.colX;
     const Y = this.rowsByStep;
-    this.colLo = new Int16Array(0);
-    this.colHi = new Int16Array(0);
+    this.colRuns = new Int32Array(0);
     for (let j = 1; j < c; j++) if (X[j] < X[j - 1]) return;
     const first = X[0];
     const cols = X[c - 1] - first + 1;
     if (!(cols > 0) || cols * n > 16_000_000) return; // 64 MB at most; larger data uses overlayByStep
     const lo = new Int16Array(cols * n).fill(32767);
     const hi = new Int16Array(cols * n).fill(-1);
-    const put = (col: number, i: number, a: number, b: number) => {
-      const o = (col - first) * n + i;
-      if (a < lo[o]) lo[o] = a;
-      if (b > hi[o]) hi[o] = b;
-    };
     // The same geometry as overlayByStep: column xa + t covers the segment from t - 1/2 to t + 1/2.
     for (let j = 0; j < c; j++) {
       const xa = X[j];
@@ -364,23 +363,28 @@ export class TrajectoryPanel {
         const y = Y[oa + i];
         if (y < 0) continue;
         const y1 = last ? -1 : Y[oa + n + i];
+        let o = (xa - first) * n + i;
         if (y1 < 0) {
-          if (j === 0 || Y[oa - n + i] < 0) put(xa, i, y, y);
+          if ((j === 0 || Y[oa - n + i] < 0) && y < lo[o]) lo[o] = y;
+          if ((j === 0 || Y[oa - n + i] < 0) && y > hi[o]) hi[o] = y;
           continue;
         }
         const slope = (y1 - y) * inv;
         let prev = y;
-        for (let t = 0; t <= dx; t++) {
+        for (let t = 0; t <= dx; t++, o += n) {
           const next = t < dx ? y + slope * (t + 0.5) : y1;
           const a = ((prev < next ? prev : next) + 0.5) | 0;
           const b = ((prev < next ? next : prev) + 0.5) | 0;
-          put(xa + t, i, a, b);
+          if (a < lo[o]) lo[o] = a;
+          if (b > hi[o]) hi[o] = b;
           prev = next;
         }
       }
     }
-    this.colLo = lo;
-    this.colHi = hi;
+    // packed as lo | hi << 16 (hi = -1, i.e. 0xffff, where the line does not cross the column)
+    const runs = new Int32Array(cols * n);
+    for (let o = 0; o < runs.length; o++) runs[o] = hi[o] < 0 ? 0x7fff0000 | 0x7fff : (lo[o] & 0xffff) | (hi[o] << 16);
+    this.colRuns = runs;
     this.colFirst = first;
   }
 
@@ -393,36 +397,29 @@ export class TrajectoryPanel {
     const { n } = this.data!;
     const w = this.canvas.width;
     const h = this.canvas.height;
-    const lo = this.colLo;
-    const hi = this.colHi;
-    const cols = lo.length / n;
-    if (this.colDiff.length !== h + 2) this.colDiff = new Int32Array(h + 2);
-    const diff = this.colDiff;
+    const runs = this.colRuns;
+    const cols = runs.length / n;
+    if (this.colDiff.length !== 0x8000 + 2) this.colDiff = new Int32Array(0x8000 + 2);
+    const diff = this.colDiff; // indexed by pixel row; absent runs land at 0x7fff, never read
     const m = rows.length;
     for (let col = 0; col < cols; col++) {
       const x = this.colFirst + col;
       if (x >= w) break;
       const base = col * n;
-      let top = h;
-      let bottom = -1;
       for (let r = 0; r < m; r++) {
-        const o = base + rows[r];
-        const a = lo[o];
-        const b = hi[o];
-        if (b < a) continue;
-        diff[a]++;
-        diff[b + 1]--;
-        if (a < top) top = a;
-        if (b > bottom) bottom = b;
+        const v = runs[base + rows[r]];
+        diff[v & 0xffff]++;
+        diff[(v >>> 16) + 1]--;
       }
-      if (bottom < 0) continue;
       let sum = 0;
-      const end = Math.min(bottom, h - 1);
-      for (let y = top; y <= end; y++) {
+      for (let y = 0; y < h; y++) {
         sum += diff[y];
         if (sum > 0) target[y * w + x] = value;
+        diff[y] = 0;
       }
-      diff.fill(0, top, bottom + 2);
+      diff[h] = 0;
+      diff[0x7fff] = 0;
+      diff[0x8000] = 0;
     }
   }
 
@@ -590,7 +587,7 @@ export class TrajectoryPanel {
         px32.set(this.basePixels);
         const [r, gg, b] = rgba(st.accent);
         const thick = this.selected.length <= 200;
-        if (this.colLo.length && !thick) this.overlayByColumns(this.selected, px32, pack(r, gg, b));
+        if (this.colRuns.length && !thick) this.overlayByColumns(this.selected, px32, pack(r, gg, b));
         else if (this.colX.length) this.overlayByStep(this.selected, px32, pack(r, gg, b), thick);
         else this.rasterize(this.selected, px32, pack(r, gg, b), thick);
         this.frameRows = this.selected;

@@ -48,7 +48,9 @@ describe("TrajectoryPanel selection overlay", () => {
     it(`by columns equals by steps (${n} examples x ${c} steps${gaps ? ", with NaN gaps" : ""})`, () => {
       const p = panel() as any;
       p.setData(randomData(n, c, n + c, gaps));
-      expect(p.colLo.length).toBeGreaterThan(0);
+      expect(p.colRuns.length).toBe(0); // built after the frame
+      p.buildColumns();
+      expect(p.colRuns.length).toBeGreaterThan(0);
       const rows = Array.from({ length: n }, (_, i) => i).filter((i) => i % 3 !== 1);
       const size = p.canvas.width * p.canvas.height;
       const a = new Uint32Array(size);
@@ -71,6 +73,7 @@ describe("TrajectoryPanel selection overlay", () => {
     d.steps = Int32Array.from([0, 4, 2, 6, 8]);
     const p = panel() as any;
     p.setData(d);
-    expect(p.colLo.length).toBe(0);
+    p.buildColumns();
+    expect(p.colRuns.length).toBe(0);
   });
 });
