@@ -14,6 +14,7 @@ import { decode, type Encoded } from "./lib/codec";
 import { formatValue } from "./lib/colors";
 import { h, setText } from "./lib/dom";
 import { Examples, type ExamplesPayload } from "./lib/examples";
+import { ScatterLayer } from "./lib/scatter_layer";
 import { sparkline, TrajectoryPanel, type TrajectoryData } from "./lib/trajectories";
 
 type Metric = "grad_norm" | "act_mean" | "act_std" | "dead_fraction";
@@ -122,11 +123,14 @@ function build(ctx: ViewContext<TrainingTraits>): void {
   let curves: Embedded | null = null;
   let curvesItem = "";
   let scatter: Embedded | null = null;
+  let scatterLayer: ScatterLayer | null = null;
+  let scatterXY: [Float64Array, Float64Array] | null = null;
   let layers: Embedded | null = null;
   let layersItem = "";
   let alive = true;
   disposer.add(() => {
     alive = false;
+    scatterLayer?.dispose();
     for (const e of [curves, scatter, layers]) e?.remove();
   });
 
@@ -183,6 +187,7 @@ function build(ctx: ViewContext<TrainingTraits>): void {
   disposer.add(() => cardsFrame && cancelAnimationFrame(cardsFrame));
   const onRowsSelected = (rows: number[]) => {
     selectedRows = rows;
+    scatterLayer?.setSelected(rows);
     traj.setSelected(rows);
     renderCardsSoon();
     if (!ex) return;
@@ -260,6 +265,10 @@ function build(ctx: ViewContext<TrainingTraits>): void {
     if (!scatter) {
       scatter = await embedItem(ctx, bokeh, scatterHost, item);
       const src = scatter.get("dv_points");
+      scatterLayer = new ScatterLayer(scatter.view, scatterHost, { alpha: 0.7, selectedAlpha: 1, unselectedAlpha: 0.1 }, (range, fn) => {
+        range.change.connect(fn);
+        disposer.add(() => range.change.disconnect(fn));
+      });
       onSelection(src, ctx, ctx.guard(onRowsSelected));
       onHover(scatter.get("dv_hover"), scatterHost, ctx, ctx.guard((row: number | null) => {
         setText(hoverLine, row === null || !ex ? "" : caption(row).map(([k, v]) => `${k} ${v}`).join(" · "));
@@ -274,7 +283,10 @@ function build(ctx: ViewContext<TrainingTraits>): void {
       ys[i] = Number.isFinite(ex.latest[i]) ? Math.max(ex.latest[i], floor) : NaN;
     }
     const src = scatter.get("dv_points");
-    src.data = { x: xs, y: ys, color: pointColors(n) };
+    const colors = pointColors(n);
+    src.data = { x: xs, y: ys, color: colors };
+    scatterXY = [xs, ys];
+    scatterLayer?.setData(xs, ys, colors);
     const axis = scatter.doc.get_model_by_name("dv_xaxis");
     const from = model.get("early_step");
     if (axis) axis.axis_label = from === null ? "first logged loss" : `loss at step ${from}`;
@@ -414,18 +426,28 @@ function build(ctx: ViewContext<TrainingTraits>): void {
   }));
   watchTheme(ctx, () => {
     for (const e of [curves, scatter, layers]) if (e) themeDocument(e.doc, ctx);
+    if (scatterLayer && scatterXY && ex) scatterLayer.setData(scatterXY[0], scatterXY[1], pointColors(ex.ids.length));
     traj.restyle();
   });
   ctx.setExporter("png", () => {
     const parts: HTMLCanvasElement[] = [];
     if (curves && curvesHost.style.display !== "none") parts.push(exportCanvas(curves.view));
-    if (scatter && examplesSection.style.display !== "none") parts.push(exportCanvas(scatter.view), traj.canvas);
+    if (scatter && examplesSection.style.display !== "none") parts.push(withLayer(exportCanvas(scatter.view), scatter.view, scatterLayer), traj.canvas);
     if (layers && layersSection.style.display !== "none") parts.push(exportCanvas(layers.view));
     return stack(parts, palette(ctx).bg);
   });
   schedule("curves");
   schedule("examples");
   schedule("layers");
+}
+
+/** Bokeh's export of the scatter with our layer of points drawn into its frame. */
+function withLayer(out: HTMLCanvasElement, plotView: any, layer: ScatterLayer | null): HTMLCanvasElement {
+  const bbox = plotView.frame?.bbox;
+  if (!layer || !bbox) return out;
+  const k = window.devicePixelRatio || 1;
+  out.getContext("2d")?.drawImage(layer.canvas, bbox.left * k, bbox.top * k, bbox.width * k, bbox.height * k);
+  return out;
 }
 
 /** Stacks canvases vertically on one background (the PNG of the whole monitor). */

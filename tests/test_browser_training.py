@@ -436,6 +436,43 @@ def test_live_loop_updates_the_view_and_brushing_reaches_python(browser, trainin
     page.context.close()
 
 
+def test_scatter_points_are_drawn_where_bokeh_maps_them(browser, tmp_path) -> None:
+    # The points are our layer over Bokeh's frame (js/lib/scatter_layer.ts): each must sit where
+    # Bokeh's own scales put (early loss, latest loss), in its label colour, and a selection dims the rest.
+    mon = TrainingMonitor(example_ids=[0, 1, 2], labels=[0, 1, 2], class_names=["a", "b", "c"])
+    mon.log_examples(0, [0, 1, 2], [0.5, 1.0, 2.0])
+    mon.log_examples(1, [0, 1, 2], [0.1, 1.0, 3.0])
+    mon.flush()
+    page, log, _ = _open(browser, tmp_path, mon)
+    probe = """([early, latest]) => {
+      const layer = document.querySelector('.dv-scatter-layer');
+      const view = Object.values(window.Bokeh.index).find(v => v.frame && v.el.closest?.('.dv-train-scatter'))
+        ?? Object.values(window.Bokeh.index).find(v => v.frame && v.model.type === 'Figure' && v.el.getRootNode().host?.closest?.('.dv-train-scatter'));
+      const f = view.frame;
+      const k = layer.width / f.bbox.width;
+      const x = Math.round((f.x_scale.compute(early) - f.bbox.left) * k);
+      const y = Math.round((f.y_scale.compute(latest) - f.bbox.top) * k);
+      return Array.from(layer.getContext('2d').getImageData(x, y, 1, 1).data);
+    }"""
+    page.wait_for_function("() => document.querySelector('.dv-scatter-layer')?.width > 0")
+    page.wait_for_timeout(200)  # the ranges settle in Bokeh's first paint; the layer follows in the next frame
+    colors = {"#4c78a8": (0.5, 0.1), "#f58518": (1.0, 1.0), "#54a24b": (2.0, 3.0)}
+    for hex_color, point in colors.items():
+        r, g, b, a = page.evaluate(probe, list(point))
+        want = [int(hex_color[i : i + 2], 16) for i in (1, 3, 5)]
+        assert a > 150 and max(abs(r - want[0]), abs(g - want[1]), abs(b - want[2])) <= 2, (hex_color, [r, g, b, a])
+    corner = page.evaluate("() => Array.from(document.querySelector('.dv-scatter-layer').getContext('2d').getImageData(1, 1, 1, 1).data)")
+    assert corner[3] == 0
+    # selecting example 1 from Python: it stays opaque, the others fade to the unselected alpha
+    mon.selected_ids = [1]
+    page2, _, _ = _open(browser, tmp_path, mon, name="selected.html")
+    page2.wait_for_function("() => document.querySelector('.dv-scatter-layer')?.width > 0")
+    page2.wait_for_timeout(200)
+    assert page2.evaluate(probe, [1.0, 1.0])[3] > 240
+    assert page2.evaluate(probe, [0.5, 0.1])[3] < 60
+    assert log.errors == []
+
+
 def test_broken_figure_or_payload_shows_an_error_panel_not_a_blank(browser, tmp_path) -> None:
     p = ProjectionView(np.random.default_rng(0).normal(size=(20, 3)), title="broken figure")
     p._item = "{not json"
