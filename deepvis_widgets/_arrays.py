@@ -18,7 +18,7 @@ WIRE_DTYPES: tuple[str, ...] = ("float32", "float16", "uint8", "int32")
 UINT8_NAN = 255
 UINT8_LEVELS = 254
 
-__all__ = ["UINT8_NAN", "WIRE_DTYPES", "as_numpy", "decode_array", "encode_array"]
+__all__ = ["UINT8_NAN", "WIRE_DTYPES", "as_numpy", "command_reply", "decode_array", "encode_array"]
 
 
 def as_numpy(value: Any, name: str = "array") -> np.ndarray:
@@ -148,3 +148,30 @@ def decode_array(payload: dict[str, Any]) -> np.ndarray:
     if dtype == "float16":
         return raw.astype(np.float32).reshape(shape)
     return raw.reshape(shape)
+
+
+def command_reply(payload: Any) -> tuple[Any, list[memoryview]]:
+    """Splits encoded arrays out of a command reply: each memoryview becomes ``{"$buffer": i}``.
+
+    anywidget command replies carry binary buffers beside their JSON; ``withBuffers`` in
+    ``js/lib/codec.ts`` puts them back. Dicts and lists are walked at any depth.
+
+    Example
+    -------
+    >>> reply, buffers = command_reply({"row": encode_array(np.zeros(2), "float32")})
+    >>> reply["row"]["buffer"], len(buffers)
+    ({'$buffer': 0}, 1)
+    """
+    buffers: list[memoryview] = []
+
+    def lift(value: Any) -> Any:
+        if isinstance(value, memoryview):
+            buffers.append(value)
+            return {"$buffer": len(buffers) - 1}
+        if isinstance(value, dict):
+            return {k: lift(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [lift(v) for v in value]
+        return value
+
+    return lift(payload), buffers

@@ -13,7 +13,8 @@ import { setupCanvas } from "./lib/canvas";
 import { decode, type Encoded } from "./lib/codec";
 import { formatValue, lut, makeScale, toIndex } from "./lib/colors";
 import { Tooltip, h, setText } from "./lib/dom";
-import { CorpusStore, cellColor, cellName, matchCells, selectCells, withBuffers, type MatchRecord, type WindowPayload } from "./lib/hidden_states";
+import { withBuffers } from "./lib/codec";
+import { CorpusStore, cellColor, cellName, matchCells, selectCells, type MatchRecord, type WindowPayload } from "./lib/hidden_states";
 import { showToken } from "./lib/tokens";
 
 export interface SelectionValue {
@@ -224,8 +225,8 @@ function build(ctx: ViewContext<HiddenStateExplorerTraits>): void {
     const isChosen = new Uint8Array(C);
     for (const cc of chosen) isChosen[cc] = 1;
     const path = new Path2D();
-    for (let cc = 0; cc < C; cc++) {
-      if (isChosen[cc]) continue;
+    // one cell's line over the window, broken where a value is missing
+    const trace = (p: Path2D | CanvasRenderingContext2D, cc: number) => {
       let pen = false;
       for (let t = pos; t < end; t++) {
         const v = store.value(t, cc);
@@ -234,11 +235,12 @@ function build(ctx: ViewContext<HiddenStateExplorerTraits>): void {
           continue;
         }
         const yy = yOf(Math.max(ylo, Math.min(yhi, v)));
-        if (pen) path.lineTo(x(t), yy);
-        else path.moveTo(x(t), yy);
+        if (pen) p.lineTo(x(t), yy);
+        else p.moveTo(x(t), yy);
         pen = true;
       }
-    }
+    };
+    for (let cc = 0; cc < C; cc++) if (!isChosen[cc]) trace(path, cc);
     c.strokeStyle = fg2;
     c.globalAlpha = Math.min(0.5, 3 / Math.sqrt(Math.max(C, 1)));
     c.lineWidth = 1;
@@ -249,18 +251,7 @@ function build(ctx: ViewContext<HiddenStateExplorerTraits>): void {
     chosen.slice(0, 64).forEach((cc, rank) => {
       c.strokeStyle = cellColor(rank);
       c.beginPath();
-      let pen = false;
-      for (let t = pos; t < end; t++) {
-        const v = store.value(t, cc);
-        if (v !== v) {
-          pen = false;
-          continue;
-        }
-        const yy = yOf(Math.max(ylo, Math.min(yhi, v)));
-        if (pen) c.lineTo(x(t), yy);
-        else c.moveTo(x(t), yy);
-        pen = true;
-      }
+      trace(c, cc);
       c.stroke();
     });
     // threshold

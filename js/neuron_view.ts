@@ -5,7 +5,7 @@
 // causal mask) exactly as the model does: softmax(q . k * scaling).
 
 import { defineView, type BaseTraits, type ViewContext } from "./lib/base";
-import { withBuffers } from "./lib/attention";
+import { withBuffers } from "./lib/codec";
 import { setupCanvas } from "./lib/canvas";
 import { bytesOf, decode, type Encoded } from "./lib/codec";
 import { formatValue, lut } from "./lib/colors";

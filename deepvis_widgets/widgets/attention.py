@@ -28,7 +28,7 @@ import numpy as np
 import traitlets as t
 from anywidget.experimental import command
 
-from .._arrays import encode_array
+from .._arrays import command_reply, encode_array
 from ..compute.attention import (
     AttentionData,
     attention_rollout,
@@ -162,23 +162,6 @@ def _pool(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
     sums = np.add.reduceat(np.add.reduceat(a, qe[:-1], axis=-2), ke[:-1], axis=-1)
     counts = np.diff(qe)[:, None] * np.diff(ke)[None, :]
     return (sums / counts).astype(np.float32)
-
-
-def _split_buffers(payload: Any, buffers: list[memoryview]) -> Any:
-    """Replaces each memoryview in a nested payload by ``{"$buffer": i}`` (for command replies)."""
-    if isinstance(payload, memoryview):
-        buffers.append(payload)
-        return {"$buffer": len(buffers) - 1}
-    if isinstance(payload, dict):
-        return {k: _split_buffers(v, buffers) for k, v in payload.items()}
-    if isinstance(payload, list):
-        return [_split_buffers(v, buffers) for v in payload]
-    return payload
-
-
-def _reply(payload: Any) -> tuple[Any, list[memoryview]]:
-    buffers: list[memoryview] = []
-    return _split_buffers(payload, buffers), buffers
 
 
 def _int(msg: Mapping[str, Any], key: str) -> int:
@@ -414,7 +397,7 @@ class _AttentionView(DeepVisWidget):
     @command
     def _attention_layer(self, msg: Any, buffers: list[bytes]) -> tuple[Any, list[memoryview]]:
         """One layer's payload, as embedded ones are: {'dense': ...} or {'index', 'value'}."""
-        return _reply(self._layer_payload(str(msg.get("stack")), _int(msg, "layer")))
+        return command_reply(self._layer_payload(str(msg.get("stack")), _int(msg, "layer")))
 
     @command
     def _attention_row(self, msg: Any, buffers: list[bytes]) -> tuple[Any, list[memoryview]]:
@@ -428,7 +411,7 @@ class _AttentionView(DeepVisWidget):
         if not 0 <= index < n:
             raise IndexError(f"index: expected a {side} position below {n}, got {index}")
         row = a[:, index, :] if side == "query" else a[:, :, index]
-        return _reply({"row": encode_array(np.ascontiguousarray(row), "float16", name="row")})
+        return command_reply({"row": encode_array(np.ascontiguousarray(row), "float16", name="row")})
 
     # Constructors -------------------------------------------------------------------------
     @classmethod

@@ -21,7 +21,7 @@ import numpy as np
 import traitlets as t
 from anywidget.experimental import command
 
-from .._arrays import encode_array
+from .._arrays import command_reply, encode_array
 from ..compute.hidden_states import HiddenStates, Matches, Selection
 from ._base import DeepVisWidget
 
@@ -48,21 +48,6 @@ def _int(value: Any, name: str, exc: type[Exception] = t.TraitError) -> int:
     )):
         raise exc(f"{name}: expected an int, got {value!r}")
     return int(value)
-
-
-def _reply(payload: dict[str, Any]) -> tuple[dict[str, Any], list[memoryview]]:
-    """Lifts the memoryviews of a (flat) payload into command reply buffers as ``{"$buffer": i}``."""
-    buffers: list[memoryview] = []
-
-    def lift(value: Any) -> Any:
-        if isinstance(value, memoryview):
-            buffers.append(value)
-            return {"$buffer": len(buffers) - 1}
-        if isinstance(value, dict):
-            return {k: lift(v) for k, v in value.items()}
-        return value
-
-    return lift(payload), buffers
 
 
 class _SelectionTrait(t.Dict):
@@ -295,7 +280,7 @@ class HiddenStateExplorer(DeepVisWidget, entry="hidden_state_explorer"):
             raise ValueError(f"start, end: expected 0 <= start < end <= {n}, got {msg.get('start')}, {msg.get('end')}")
         if end - start > MAX_WINDOW:
             raise ValueError(f"end: at most {MAX_WINDOW} tokens per request, got {end - start}")
-        return _reply(self._window_payload(start, end))
+        return command_reply(self._window_payload(start, end))
 
     # --- validation -------------------------------------------------------------------------------
     @t.validate("position")

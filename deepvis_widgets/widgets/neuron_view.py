@@ -22,10 +22,10 @@ import numpy as np
 import traitlets as t
 from anywidget.experimental import command
 
-from .._arrays import encode_array
+from .._arrays import command_reply, encode_array
 from ..compute.attention import QueryKeyData, attention_stacks_from_model, query_key
 from ._base import DeepVisWidget
-from .attention import _int, _reply
+from .attention import _int
 
 __all__ = ["NeuronView"]
 
@@ -253,7 +253,7 @@ class NeuronView(DeepVisWidget, entry="neuron_view"):
     def _neuron_head(self, msg: Any, buffers: list[bytes]) -> tuple[Any, list[memoryview]]:
         """One head's payload, computed in the kernel when it was not embedded."""
         with self._working("computing query and key vectors…"):
-            return _reply(_head_payload(self.head_data(_int(msg, "layer"), _int(msg, "head"))))
+            return command_reply(_head_payload(self.head_data(_int(msg, "layer"), _int(msg, "head"))))
 
     def save_html(self, path: Any, *, title: str | None = None) -> None:
         """Writes one self-contained HTML file with every available head embedded.

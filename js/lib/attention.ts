@@ -6,7 +6,7 @@
 // decoded through a 256-entry table), so a 12 x 12 x 512 x 512 model costs
 // 38 MB in the page, not 150 MB of float32.
 
-import { bytesOf, decode, type Encoded } from "./codec";
+import { bytesOf, decode, withBuffers, type Encoded } from "./codec";
 import type { BaseTraits, ViewContext } from "./base";
 
 /** One stack's description (widgets/attention.py: _stack_meta). */
@@ -87,17 +87,6 @@ export function layerOf(payload: LayerPayload): Layer {
   return { heads, q, k, width, bytes, index, table: tableOf(enc) };
 }
 
-/** Puts the buffers of a command reply back where Python took them out ({"$buffer": i}). */
-export function withBuffers(value: any, buffers: DataView[]): any {
-  if (value && typeof value === "object") {
-    if (typeof value.$buffer === "number") return buffers[value.$buffer];
-    if (Array.isArray(value)) return value.map((v) => withBuffers(v, buffers));
-    const out: Record<string, any> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = withBuffers(v, buffers);
-    return out;
-  }
-  return value;
-}
 
 /** Categorical colours, one per head (Tableau 10 then 10 more), repeated beyond 20 heads. */
 export const HEAD_COLORS: [number, number, number][] = [

@@ -109,3 +109,15 @@ export function extent(values: ArrayLike<number>): [number, number] {
   }
   return lo <= hi ? [lo, hi] : [0, 0];
 }
+
+/** Puts the buffers of a command reply back where Python took them out ({"$buffer": i}); mirrors command_reply() in _arrays.py. */
+export function withBuffers(value: any, buffers: DataView[]): any {
+  if (value && typeof value === "object") {
+    if (typeof value.$buffer === "number") return buffers[value.$buffer];
+    if (Array.isArray(value)) return value.map((v) => withBuffers(v, buffers));
+    const out: Record<string, any> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = withBuffers(v, buffers);
+    return out;
+  }
+  return value;
+}

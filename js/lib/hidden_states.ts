@@ -5,7 +5,7 @@
 // deepvis_widgets/compute/_match.py (select_cells, match_cells); Python is the
 // authority whenever a kernel runs.
 
-import { decode, type Encoded } from "./codec";
+import { decode, withBuffers, type Encoded } from "./codec";
 
 /** A window of the corpus as the widget sends it (widgets/hidden_state_explorer.py: _window_payload). */
 export interface WindowPayload {
@@ -24,17 +24,6 @@ interface Block {
   docs: number[];
 }
 
-/** Replaces `{"$buffer": i}` placeholders of a command reply by its buffers. */
-export function withBuffers(value: any, buffers: DataView[]): any {
-  if (value && typeof value === "object") {
-    if (typeof value.$buffer === "number") return buffers[value.$buffer];
-    if (Array.isArray(value)) return value.map((v) => withBuffers(v, buffers));
-    const out: Record<string, any> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = withBuffers(v, buffers);
-    return out;
-  }
-  return value;
-}
 
 export type Fetch = (start: number, end: number) => Promise<WindowPayload>;
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { CorpusStore, cellColor, cellName, matchCells, selectCells, withBuffers, type WindowPayload } from "../lib/hidden_states";
+import { withBuffers } from "../lib/codec";
+import { CorpusStore, cellColor, cellName, matchCells, selectCells, type WindowPayload } from "../lib/hidden_states";
 
 /** A (tokens x cells) window payload from per-cell columns, values as float32 bytes. */
 function window(start: number, columns: number[][], tokens?: string[], docs: number[] = [start]): WindowPayload {
